@@ -1,0 +1,273 @@
+"""From a folder of face images to tf.data pipelines that feed the network.
+
+    data_dir/train/<class>/*   (required)
+    data_dir/val/<class>/*     (optional; otherwise validation_split of train/ is held out)
+    data_dir/test/<class>/*    (optional)
+
+The story: list the files of each split, decode every file once to a grayscale
+uint8 array of img_height x img_width (the in-memory cache: FER-2013 is 74 MB
+decoded), hold out a stratified validation split, balance the training classes
+with augment_dataset, weigh them with class_weights, and wrap the arrays in a
+tf.data pipeline that shuffles, augments on the fly, batches and prefetches.
+A file that cannot be used is reported by path and reason, and skipped.
+"""
+import os
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+from PIL import Image, ImageOps
+
+BLANK_STD = 1.0   # a decoded image whose pixel std is below this is "blank" (FER-2013 has 13)
+
+
+class DataError(Exception):
+    """A problem with the user's data folder, said in one line."""
+
+
+# ------------------------------------------------------------------ decoding
+
+def decode_image(path, height, width):
+    """Read one image file as a (height, width) uint8 grayscale array.
+
+    Any format Pillow reads: JPEG (progressive, CMYK), PNG (RGBA, palette,
+    16-bit), BMP, GIF (first frame), ... Raises ValueError with the reason
+    when the file is not a usable image.
+    """
+    if os.path.getsize(path) == 0:
+        raise ValueError("empty file (0 bytes)")
+    try:
+        img = _open_with_pillow(path, height, width)
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
+        # Pillow refuses a PNG whose metadata chunk (a colour profile, say) has a bad
+        # checksum; libpng, behind TensorFlow's decoder, reads the pixels anyway.
+        # A file that neither can read is reported with Pillow's reason.
+        img = _open_with_tensorflow(path)
+        if img is None:
+            raise ValueError(_plain_reason(error)) from None
+    if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        # 16-bit grayscale: scale 0..65535 down to 0..255 instead of clipping.
+        pixels = np.asarray(img, dtype=np.float32) / 257.0
+        img = Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8))
+    elif img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
+        # Transparent parts become white, not whatever colour hides under alpha 0.
+        rgba = img.convert("RGBA")
+        img = Image.alpha_composite(Image.new("RGBA", rgba.size, "white"), rgba)
+    elif img.mode == "CMYK":
+        img = img.convert("RGB")
+    img = img.convert("L").resize((width, height), Image.Resampling.BILINEAR)
+    return np.asarray(img, dtype=np.uint8)
+
+
+def _plain_reason(error):
+    """Pillow's error, in words for the user."""
+    text = str(error)
+    if "cannot identify image file" in text:
+        return "not an image file (cannot identify image file format)"
+    if "truncated" in text.lower():
+        return "truncated or corrupt image data"
+    return text.split(" '")[0] or type(error).__name__
+
+
+def _open_with_pillow(path, height, width):
+    with Image.open(path) as img:
+        img.draft("L", (width * 2, height * 2))   # a big JPEG decodes at reduced scale: much faster
+        img.load()                                # decode now, so a truncated file fails here
+        return ImageOps.exif_transpose(img)       # phone photos: honour the camera's rotation
+
+
+def _open_with_tensorflow(path):
+    """The pixels as a Pillow image through TensorFlow's decoders, or None if it cannot read them."""
+    try:
+        import tensorflow as tf
+        with open(path, "rb") as f:
+            pixels = tf.io.decode_image(f.read(), expand_animations=False).numpy()
+    except Exception:      # no TensorFlow (JAX-only machine) or not an image: either way, no pixels
+        return None
+    return Image.fromarray(pixels[..., 0] if pixels.shape[-1] == 1 else pixels)
+
+
+def list_split(split_dir, class_names=None):
+    """The (path, class name) pairs of a split folder, and its class folder names, sorted."""
+    if not os.path.isdir(split_dir):
+        raise DataError(f"{split_dir}: no such folder")
+    found = sorted(d for d in os.listdir(split_dir)
+                   if os.path.isdir(os.path.join(split_dir, d)) and not d.startswith("."))
+    files = []
+    for name in found:
+        folder = os.path.join(split_dir, name)
+        files += [(os.path.join(folder, f), name) for f in sorted(os.listdir(folder))
+                  if os.path.isfile(os.path.join(folder, f))]
+    return files, found
+
+
+def load_images(files, height, width, drop_blank=False, split="train"):
+    """Decode every (path, class) pair once, in parallel threads.
+
+    Returns the images as a (n, height, width, 1) uint8 array, their class
+    names, their paths, and the list of (path, reason) of the files skipped.
+    A file that fails to decode is always skipped; a blank one only with drop_blank.
+    """
+    def decode(path):
+        try:
+            return decode_image(path, height, width), None
+        except ValueError as error:
+            return None, str(error)
+
+    images, names, paths, skipped = [], [], [], []
+    with ThreadPoolExecutor(max_workers=os.cpu_count()) as pool:
+        for (path, name), (pixels, reason) in zip(files, pool.map(decode, [p for p, _ in files])):
+            if reason is None and pixels.std() < BLANK_STD:
+                reason = f"blank image (pixel std {pixels.std():.2f})"
+                if not drop_blank:
+                    print(f"warning: {path}: {reason}; kept (--drop_blank=True leaves it out)")
+                    reason = None
+            if reason is not None:
+                print(f"skipped {path}: {reason}")
+                skipped.append((path, reason))
+                continue
+            images.append(pixels)
+            names.append(name)
+            paths.append(path)
+    print(f"{split}: using {len(images):,} of {len(files):,} files ({len(skipped)} skipped)")
+    images = np.stack(images)[..., None] if images else np.zeros((0, height, width, 1), np.uint8)
+    return images, names, paths, skipped
+
+
+# ------------------------------------------------------------------ splits
+
+def stratified_split(labels, fraction, seed):
+    """Indices (train, val): the same fraction of each class goes to val, chosen by the seed."""
+    rng = np.random.default_rng(seed)
+    train, val = [], []
+    for c in np.unique(labels):
+        members = rng.permutation(np.flatnonzero(labels == c))
+        n_val = int(round(len(members) * fraction))
+        val += list(members[:n_val])
+        train += list(members[n_val:])
+    return np.sort(train), np.sort(val)
+
+
+def load_dataset(p):
+    """Read data_dir as parameters p say. Returns a dict with the class names and,
+    per split present, the images, integer labels and file paths."""
+    data_dir = p["data_dir"]
+    if not os.path.isdir(data_dir):
+        raise DataError(f"{data_dir}: no such folder; give --data_dir=FOLDER with train/<class>/ inside")
+    if not os.path.isdir(os.path.join(data_dir, "train")):
+        raise DataError(f"{data_dir}: has no train/ folder; expected train/<class>/*.jpg (and test/<class>/)")
+    files, class_names = list_split(os.path.join(data_dir, "train"))
+    counts = {c: sum(1 for _, n in files if n == c) for c in class_names}
+    for c in [c for c in class_names if counts[c] == 0]:
+        print(f"warning: {os.path.join(data_dir, 'train', c)} is empty; the class {c!r} is left out")
+        class_names.remove(c)
+    if len(class_names) < 2:
+        raise DataError(f"{os.path.join(data_dir, 'train')}: needs at least 2 non-empty class folders, found {class_names}")
+
+    size = (p["img_height"], p["img_width"])
+    images, names, paths, _ = load_images(files, *size, drop_blank=p["drop_blank"], split="train")
+    labels = np.array([class_names.index(n) for n in names], dtype=np.int32)
+    data = {"classes": class_names}
+    if os.path.isdir(os.path.join(data_dir, "val")):
+        data["train"] = (images, labels, paths)
+        data["val"] = _load_other_split(data_dir, "val", class_names, size, p["drop_blank"])
+    else:
+        train, val = stratified_split(labels, p["validation_split"], p["seed"])
+        data["train"] = (images[train], labels[train], [paths[i] for i in train])
+        data["val"] = (images[val], labels[val], [paths[i] for i in val])
+    if os.path.isdir(os.path.join(data_dir, "test")):
+        # Blank test images are kept: the test set is never changed.
+        data["test"] = _load_other_split(data_dir, "test", class_names, size, drop_blank=False)
+    return data
+
+
+def _load_other_split(data_dir, split, class_names, size, drop_blank):
+    """val/ or test/, labelled with the training classes; other folders are reported, not guessed at."""
+    files, found = list_split(os.path.join(data_dir, split))
+    for c in sorted(set(found) - set(class_names)):
+        print(f"warning: {os.path.join(data_dir, split, c)} is not a class of train/ "
+              f"({', '.join(class_names)}); its images are left out")
+    for c in sorted(set(class_names) - set(found)):
+        print(f"note: {os.path.join(data_dir, split)} has no {c}/ folder; that class is not scored there")
+    files = [(path, name) for path, name in files if name in class_names]
+    images, names, paths, _ = load_images(files, *size, drop_blank=drop_blank, split=split)
+    return images, np.array([class_names.index(n) for n in names], dtype=np.int32), paths
+
+
+# ------------------------------------------------------------------ balancing (the 8-class report)
+
+def augment_dataset(images, labels, class_names, noise_std=50.0, seed=0):
+    """Balance the classes up to the largest one, as the 8-class report does.
+
+    A class short of the largest first gets horizontally flipped copies of its
+    images (at most one per image), then, if still short, copies with Gaussian
+    noise (noise_std grey levels, drawn per image), and never more copies than
+    it needs. Prints the class distribution before and after (the report's Table 1).
+    """
+    rng = np.random.default_rng(seed)
+    counts = np.bincount(labels, minlength=len(class_names))
+    target = counts.max()
+    new_images, new_labels = [images], [labels]
+    for c, n in enumerate(counts):
+        need = target - n
+        members = np.flatnonzero(labels == c)
+        if need == 0 or n == 0:
+            continue
+        flipped = images[rng.permutation(members)[:need], :, ::-1]
+        new_images.append(flipped)
+        need -= len(flipped)
+        if need > 0:
+            # Noise on the originals and their mirrors, taken in turn.
+            pool = np.concatenate([images[members], flipped])
+            sources = pool[np.arange(need) % len(pool)].astype(np.float32)
+            noisy = sources + rng.normal(0, noise_std, size=sources.shape)
+            new_images.append(np.clip(np.round(noisy), 0, 255).astype(np.uint8))
+        new_labels.append(np.full(target - n, c, dtype=labels.dtype))
+    out_images, out_labels = np.concatenate(new_images), np.concatenate(new_labels)
+    after = np.bincount(out_labels, minlength=len(class_names))
+    print(f"{'class':<12}{'before':>8}{'after':>8}   (augment_dataset)")
+    for name, b, a in zip(class_names, counts, after):
+        print(f"{name:<12}{b:>8}{a:>8}")
+    print(f"{'total':<12}{counts.sum():>8}{after.sum():>8}")
+    return out_images, out_labels
+
+
+def class_weights(labels, n_classes):
+    """The 8-class report's weights, 2 - (n_c - min) / (max - min): rarest class 2, largest 1."""
+    counts = np.bincount(labels, minlength=n_classes).astype(float)
+    low, high = counts.min(), counts.max()
+    if high == low:
+        return {c: 1.0 for c in range(n_classes)}
+    return {c: float(2 - (counts[c] - low) / (high - low)) for c in range(n_classes)}
+
+
+# ------------------------------------------------------------------ tf.data
+
+def live_augmenter(p, seed):
+    """The FER-2013 report's ImageDataGenerator settings, as Keras preprocessing layers:
+    horizontal flip, rotation of rotation_degrees, width and height shift of shift_fraction."""
+    import keras
+    return keras.Sequential([
+        keras.layers.RandomFlip("horizontal", seed=seed),
+        keras.layers.RandomRotation(p["rotation_degrees"] / 360.0, fill_mode="nearest", seed=seed),
+        keras.layers.RandomTranslation(p["shift_fraction"], p["shift_fraction"], fill_mode="nearest", seed=seed),
+    ], name="live_augment")
+
+
+def make_dataset(images, labels, n_classes, batch_size, training=False, augmenter=None, seed=0):
+    """A tf.data pipeline over in-memory arrays: shuffle, batch, augment, prefetch.
+
+    Pixels stay 0..255 here; the model's first layer rescales them to 0..1,
+    so a saved model takes plain pixel values. Labels become one-hot vectors
+    for categorical cross-entropy.
+    """
+    import tensorflow as tf
+    ds = tf.data.Dataset.from_tensor_slices((images, labels))
+    if training:
+        ds = ds.shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
+    ds = ds.batch(batch_size)
+    ds = ds.map(lambda x, y: (tf.cast(x, tf.float32), tf.one_hot(y, n_classes)),
+                num_parallel_calls=tf.data.AUTOTUNE)
+    if augmenter is not None:
+        # On CPU, augment in the dataset map, so it runs alongside training.
+        ds = ds.map(lambda x, y: (augmenter(x, training=True), y), num_parallel_calls=tf.data.AUTOTUNE)
+    return ds.prefetch(tf.data.AUTOTUNE)

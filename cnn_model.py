@@ -1,0 +1,224 @@
+"""Build a network from a layer table, train it, save it with its class names, load it back.
+
+Written against Keras 3 (`import keras`, never `tf.keras`), so the model code
+also runs on the JAX backend (KERAS_BACKEND=jax).
+"""
+import csv
+import json
+import os
+import tempfile
+import zipfile
+
+import numpy as np
+import keras
+
+META_FILE = "fer_toolkit.json"   # class names and parameters, stored inside the .keras zip
+
+
+class ModelError(Exception):
+    """A model file that cannot be used, said in one line."""
+
+
+# ------------------------------------------------------------------ build
+
+def build_model(table, input_shape, n_classes, dense_init="glorot_uniform", name="fer"):
+    """A keras.Model from a layer table of cnn_params.PRESETS.
+
+    Each row is (layer, filters/units, kernel, padding, pool, batchnorm, dropout).
+    The model takes pixel values 0..255 and rescales them itself, so a saved
+    model needs no preprocessing code beside it. The softmax output stays
+    float32 under any mixed-precision policy.
+    """
+    inputs = keras.Input(shape=input_shape, name="pixels")
+    x = keras.layers.Rescaling(1 / 255)(inputs)
+    flat = False
+    for i, row in enumerate(table, 1):
+        if len(row) != 7:
+            raise ValueError(f"layer table row {i} {row}: expected 7 columns "
+                             "(layer, filters/units, kernel, padding, pool, batchnorm, dropout)")
+        layer, size, kernel, padding, pool, batchnorm, dropout = row
+        # With batch norm, ReLU comes after it; without, inside the layer.
+        activation = None if batchnorm else "relu"
+        if layer == "conv":
+            x = keras.layers.Conv2D(size, kernel, padding=padding, activation=activation)(x)
+        elif layer == "dense":
+            if not flat:
+                x, flat = keras.layers.Flatten()(x), True
+            x = keras.layers.Dense(size, activation=activation, kernel_initializer=dense_init)(x)
+        else:
+            raise ValueError(f"layer table row {i} {row}: unknown layer {layer!r}; use 'conv' or 'dense'")
+        if batchnorm:
+            x = keras.layers.BatchNormalization()(x)
+            x = keras.layers.ReLU()(x)
+        if layer == "conv" and pool:
+            x = keras.layers.MaxPooling2D(pool)(x)
+        if dropout:
+            x = keras.layers.Dropout(dropout)(x)
+    if not flat:
+        x = keras.layers.Flatten()(x)
+    outputs = keras.layers.Dense(n_classes, activation="softmax", dtype="float32", name="expression")(x)
+    return keras.Model(inputs, outputs, name=name)
+
+
+def compile_model(model, p):
+    if p["optimizer"] == "adam":
+        optimizer = keras.optimizers.Adam(p["learning_rate"])
+    elif p["optimizer"] == "sgd":
+        optimizer = keras.optimizers.SGD(p["learning_rate"], momentum=0.9, nesterov=True)
+    else:
+        raise ValueError(f"unknown optimizer {p['optimizer']!r}; use 'adam' or 'sgd'")
+    model.compile(optimizer=optimizer, loss="categorical_crossentropy", metrics=["accuracy"])
+    return model
+
+
+# ------------------------------------------------------------------ save and load
+
+def save_model(model, path, classes, params):
+    """Write model.keras atomically, with the class names and parameters inside it.
+
+    The model goes to a temporary file in the same folder, which is renamed
+    over `path` only when complete: a crash never leaves a half-written model.
+    """
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(suffix=".keras", dir=folder)
+    os.close(fd)
+    try:
+        model.save(tmp)
+        with zipfile.ZipFile(tmp, "a") as archive:
+            archive.writestr(META_FILE, json.dumps({"classes": list(classes), "params": params}, indent=1))
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def write_json(path, obj):
+    """Write a JSON file atomically (temporary file, then rename)."""
+    tmp = f"{path}.tmp"
+    with open(tmp, "w") as f:
+        json.dump(obj, f, indent=1)
+    os.replace(tmp, path)
+
+
+def load_model(path):
+    """Load a .keras file saved by save_model. Returns (model, class names, parameters).
+
+    safe_mode=True: a file that carries code (a Lambda layer) is refused, and
+    nothing in it is unpickled.
+    """
+    if not os.path.isfile(path):
+        raise ModelError(f"{path}: no such model file; train one with `python cnn_run.py` or give --model=PATH")
+    if not zipfile.is_zipfile(path):
+        raise ModelError(f"{path}: not a Keras .keras model file (not a zip archive; truncated or another format)")
+    try:
+        model = keras.models.load_model(path, safe_mode=True, compile=False)
+    except Exception as error:      # Keras raises many types here; the message is what matters
+        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ModelError(f"{path}: cannot be loaded as a Keras model: {first_line}") from None
+    with zipfile.ZipFile(path) as archive:
+        if META_FILE in archive.namelist():
+            meta = json.loads(archive.read(META_FILE))
+        else:
+            n = model.output_shape[-1]
+            print(f"note: {path} was not saved by this toolkit; its classes are named class_0..class_{n - 1}")
+            meta = {"classes": [f"class_{i}" for i in range(n)], "params": {}}
+    if model.output_shape[-1] != len(meta["classes"]):
+        raise ModelError(f"{path}: the model has {model.output_shape[-1]} outputs "
+                         f"but {len(meta['classes'])} class names are stored with it")
+    return model, meta["classes"], meta["params"]
+
+
+# ------------------------------------------------------------------ train
+
+class SaveBest(keras.callbacks.Callback):
+    """Save model.keras (atomically, with class names) whenever val_accuracy improves."""
+
+    def __init__(self, path, classes, params, best=-1.0):
+        super().__init__()
+        # Not self.params: Keras sets that attribute on every callback.
+        self.path, self.classes, self.run_params, self.best = path, classes, params, best
+
+    def on_epoch_end(self, epoch, logs=None):
+        score = (logs or {}).get("val_accuracy", -1.0)
+        if score > self.best:
+            self.best = score
+            save_model(self.model, self.path, self.classes, self.run_params)
+
+
+def train(model, train_ds, val_ds, p, classes, class_weight=None):
+    """model.fit with the callbacks that keep a run safe, resuming an interrupted one.
+
+    out_dir/backup holds the state of the last finished epoch (BackupAndRestore):
+    the same command started again after a crash or Ctrl-C continues from there.
+    history.csv is cut back to that epoch, so it reads as if the run never stopped.
+    """
+    out = p["out_dir"]
+    os.makedirs(out, exist_ok=True)
+    history_path = os.path.join(out, "history.csv")
+    backup_dir = os.path.join(out, "backup")
+    done = _finished_epochs(backup_dir)
+    rows = _read_history(history_path)[:done]
+    if done:
+        print(f"resuming from {backup_dir}: {done} of {p['epochs']} epochs already done")
+    _write_history(history_path, rows)
+    best = max((float(r["val_accuracy"]) for r in rows), default=-1.0)
+
+    callbacks = [
+        # Order matters: the history row and the best model are written before the
+        # backup, so a kill in between redoes the epoch rather than losing its row.
+        keras.callbacks.CSVLogger(history_path, append=True),
+        SaveBest(os.path.join(out, "model.keras"), classes, p, best),
+        keras.callbacks.TerminateOnNaN(),
+        keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=p["lr_factor"],
+                                          patience=p["lr_patience"], min_lr=p["min_learning_rate"]),
+        keras.callbacks.BackupAndRestore(backup_dir),
+    ]
+    model.fit(train_ds, validation_data=val_ds, epochs=p["epochs"], class_weight=class_weight,
+              callbacks=callbacks, verbose=2)
+    return _read_history(history_path)
+
+
+def _finished_epochs(backup_dir):
+    path = os.path.join(backup_dir, "training_metadata.json")
+    if not os.path.exists(path):
+        return 0
+    with open(path) as f:
+        return int(json.load(f)["epoch"])
+
+
+def _read_history(path):
+    if not os.path.exists(path):
+        return []
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def _write_history(path, rows):
+    if not rows:
+        if os.path.exists(path):
+            os.remove(path)
+        return
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+# ------------------------------------------------------------------ predict and score
+
+def predict(model, images, batch_size=256):
+    """Class probabilities for a (n, h, w, 1) array of 0..255 pixels."""
+    if len(images) == 0:
+        return np.zeros((0, model.output_shape[-1]), np.float32)
+    return np.asarray(model.predict(images.astype(np.float32), batch_size=batch_size, verbose=0))
+
+
+def score(probabilities, labels):
+    """Accuracy and categorical cross-entropy of predictions against integer labels."""
+    if len(labels) == 0:
+        return {"loss": None, "accuracy": None, "n": 0}
+    picked = probabilities[np.arange(len(labels)), labels]
+    return {"loss": float(np.mean(-np.log(np.clip(picked, 1e-7, 1.0)))),
+            "accuracy": float(np.mean(probabilities.argmax(axis=1) == labels)),
+            "n": int(len(labels))}

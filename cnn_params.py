@@ -1,0 +1,169 @@
+"""Every knob of the toolkit, as plain Python values.
+
+Edit this file to change a run, or override any value on the command line:
+
+    python cnn_run.py --data_dir=/path/to/fer2013 --preset=conv3 --epochs=15
+
+An override must name a value defined below and have the same type as it
+(`--epochs=15`, `--learning_rate=5e-3`, `--augment_dataset=False`).
+`--experiment=NAME` first applies one row of EXPERIMENTS (the runs of the two
+reports), then the other overrides on top of it.
+"""
+import ast
+import sys
+
+# ---------------------------------------------------------------- data
+experiment = ""             # a key of EXPERIMENTS below; its values are applied before other overrides
+data_dir = "data/fer2013"   # holds train/<class>/*, test/<class>/* and optionally val/<class>/*
+demo_dir = "data/demo"      # the built-in demo set is written here once, when data_dir is missing
+out_dir = "log"             # model.keras, history.csv, plots and metrics.json go here
+img_height = 48             # every image is decoded to grayscale and resized to this size
+img_width = 48
+channels = 1                # grayscale, as FER-2013
+validation_split = 0.2      # carved out of train/ (stratified, seeded) when there is no val/
+drop_blank = False          # leave out blank images (near-zero pixel variance), as the FER-2013 report does
+
+# ------------------------------------------- balancing (the 8-class report)
+augment_dataset = True      # balance classes up to the largest: flipped copies first, then noisy copies
+noise_std = 50.0            # std of the Gaussian noise of those copies, in grey levels (0-255)
+class_weights = True        # weight each class by 2 - (n_c - min) / (max - min)
+
+# ------------------------- on-the-fly augmentation (the FER-2013 report's ImageDataGenerator)
+live_augment = True         # a new random flip, rotation and shift of each image in each epoch
+rotation_degrees = 10.0     # the FER-2013 report used 5 (see EXPERIMENTS)
+shift_fraction = 0.1        # width and height shift, as a fraction of the image size; the report used 0.25
+
+# ---------------------------------------------------------------- model
+preset = "conv3"            # a key of PRESETS below
+dense_init = "glorot_uniform"   # "he_uniform" is the improvement the FER-2013 report tried
+
+# ---------------------------------------------------------------- training
+epochs = 30
+batch_size = 64
+optimizer = "adam"          # "adam" or "sgd" (with Nesterov momentum 0.9)
+learning_rate = 2e-3
+lr_patience = 3             # ReduceLROnPlateau: epochs without val_loss progress before ...
+lr_factor = 0.1             # ... the learning rate is multiplied by this ...
+min_learning_rate = 1e-5    # ... down to this floor
+seed = 1337                 # same seed, same machine: same split, same weights, same metrics
+
+# ------------------------------------------------------------------ layer tables
+# One row per layer, read left to right like the reports' tables:
+#   layer    filters/units  kernel  padding   pool  batchnorm  dropout
+# A "conv" row is Conv2D (ReLU), then batch norm, max pooling (pool x pool) and
+# dropout when those columns are set. The first "dense" row flattens before it.
+# The output layer, Dense(number of classes, softmax), is added after the table.
+PRESETS = {
+    # FER-2013 report: a plain dense network (156,743 parameters at 48x48x1, 7 classes)
+    "dense": [
+        ("dense",  64,  0, "",      0, False, 0.0),
+        ("dense", 128,  0, "",      0, False, 0.0),
+    ],
+    # FER-2013 report: three 32-filter convolutions (63,431 parameters)
+    "conv3": [
+        ("conv",   32,  5, "valid", 2, False, 0.0),
+        ("conv",   32,  3, "valid", 2, False, 0.0),
+        ("conv",   32,  5, "valid", 2, False, 0.0),
+        ("dense",  64,  0, "",      0, False, 0.0),
+        ("dense", 128,  0, "",      0, False, 0.0),
+    ],
+    # FER-2013 report: its "best" network with BN and dropout (8,434,439 parameters,
+    # 3,328 of them not trainable). The report's table labels the filters
+    # inconsistently; its parameter counts fix these sizes.
+    "fer_best": [
+        ("conv",  128,  3, "same",  2, True,  0.25),
+        ("conv",  256,  3, "same",  2, True,  0.25),
+        ("conv",  512,  5, "same",  2, True,  0.25),
+        ("dense", 256,  0, "",      0, True,  0.5),
+        ("dense", 512,  0, "",      0, True,  0.5),
+    ],
+    # 8-class report (Table 2, 96x96 input): four conv blocks of growing width,
+    # then one dense layer; dropout after every block.
+    "qider": [
+        ("conv",   32,  3, "same",  2, False, 0.25),
+        ("conv",   64,  3, "same",  2, False, 0.25),
+        ("conv",  128,  3, "same",  2, False, 0.25),
+        ("conv",  128,  3, "same",  2, False, 0.25),
+        ("dense", 256,  0, "",      0, False, 0.5),
+    ],
+    # The same network without dropout, the 8-class report's comparison run.
+    "qider_nodrop": [
+        ("conv",   32,  3, "same",  2, False, 0.0),
+        ("conv",   64,  3, "same",  2, False, 0.0),
+        ("conv",  128,  3, "same",  2, False, 0.0),
+        ("conv",  128,  3, "same",  2, False, 0.0),
+        ("dense", 256,  0, "",      0, False, 0.0),
+    ],
+}
+
+# ------------------------------------------------------------------ experiments
+# The runs of the two reports, one command each: python cnn_run.py --experiment=conv3
+# Each row overrides the values above; --name=value on the command line still wins.
+_FER2013_REPORT = dict(data_dir="data/fer2013", augment_dataset=False, class_weights=False,
+                       live_augment=True, rotation_degrees=5.0, shift_fraction=0.25,
+                       optimizer="adam", learning_rate=5e-3, lr_patience=2, batch_size=64)
+EXPERIMENTS = {
+    "dense": dict(_FER2013_REPORT, preset="dense", epochs=15),
+    "conv3": dict(_FER2013_REPORT, preset="conv3", epochs=15),
+    "fer_best": dict(_FER2013_REPORT, preset="fer_best", epochs=50),
+    "qider": dict(preset="qider", img_height=96, img_width=96, augment_dataset=True,
+                  class_weights=True, live_augment=False, epochs=30),
+    "qider_nodrop": dict(preset="qider_nodrop", img_height=96, img_width=96, augment_dataset=True,
+                         class_weights=True, live_augment=False, epochs=30),
+}
+
+
+def _defaults():
+    """The plain values of this module (lower-case names of int, float, str or bool)."""
+    return {name: value for name, value in globals().items()
+            if not name.startswith("_") and name.islower()
+            and isinstance(value, (int, float, str, bool))}
+
+
+def _parse(name, text, default):
+    """Turn the text of --name=text into a value of the same type as the default."""
+    if isinstance(default, str):
+        return text
+    try:
+        value = ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        raise ValueError(f"--{name}={text}: expected a {type(default).__name__}, like --{name}={default!r}")
+    if isinstance(default, float) and type(value) is int:
+        value = float(value)          # --learning_rate=1 means 1.0
+    if type(value) is not type(default):
+        raise ValueError(f"--{name}={text}: expected a {type(default).__name__}, like --{name}={default!r}")
+    return value
+
+
+def get_params(argv=()):
+    """The values above, then the experiment's, then --name=value overrides from argv.
+
+    Raises ValueError with a one-line message for an unknown name or a wrong type.
+    """
+    params = _defaults()
+    overrides = {}
+    for arg in argv:
+        if not arg.startswith("--") or "=" not in arg:
+            raise ValueError(f"{arg}: expected --name=value, e.g. --epochs=5")
+        name, text = arg[2:].split("=", 1)
+        overrides[name] = text
+    experiment = overrides.pop("experiment", "")
+    if experiment:
+        if experiment not in EXPERIMENTS:
+            raise ValueError(f"unknown experiment {experiment!r}; choose one of: {', '.join(EXPERIMENTS)}")
+        params.update(EXPERIMENTS[experiment], experiment=experiment)
+    for name, text in overrides.items():
+        if name not in params:
+            raise ValueError(f"unknown parameter --{name}; valid names: {', '.join(sorted(params))}")
+        params[name] = _parse(name, text, params[name])
+    if params["preset"] not in PRESETS:
+        raise ValueError(f"unknown preset {params['preset']!r}; choose one of: {', '.join(PRESETS)}")
+    return params
+
+
+def params_or_exit(argv):
+    """get_params for a script: a bad override ends the program with one line, no traceback."""
+    try:
+        return get_params(argv)
+    except ValueError as error:
+        sys.exit(f"error: {error}")

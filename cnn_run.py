@@ -1,0 +1,138 @@
+"""Train a facial-expression CNN, plot how it learned, and evaluate it.
+
+    python cnn_run.py                                   # cnn_params.py as it is (demo set if no data)
+    python cnn_run.py --data_dir=/path/to/fer2013 --preset=conv3 --epochs=15
+    python cnn_run.py --experiment=conv3 --data_dir=/path/to/fer2013
+
+Everything goes into out_dir (default log/): model.keras, history.csv,
+loss.png, accuracy.png, class_distribution.png and metrics.json.
+Started again after a crash or Ctrl-C, the same command resumes the run.
+"""
+import os
+import sys
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")   # keep TensorFlow's start-up chatter out of the way
+
+import numpy as np
+import matplotlib
+matplotlib.use("Agg")                                # plots go to files; no screen needed
+import matplotlib.pyplot as plt
+
+import cnn_params
+import cnn_data
+import cnn_demo
+
+
+def main(argv):
+    p = cnn_params.params_or_exit(argv)
+    started = time.time()
+    if wants_demo_set(p, argv):
+        print(f"no dataset at {p['data_dir']}; training on the built-in demo set in {p['demo_dir']} instead")
+        p["data_dir"] = cnn_demo.make_demo_set(p["demo_dir"])
+
+    # 1. The data: decode every image once, hold out validation, balance the training classes.
+    try:
+        data = cnn_data.load_dataset(p)
+    except cnn_data.DataError as error:
+        sys.exit(f"error: {error}")
+    classes = data["classes"]
+    x_train, y_train, _ = data["train"]
+    x_val, y_val, _ = data["val"]
+    print(f"classes: {', '.join(classes)}")
+    os.makedirs(p["out_dir"], exist_ok=True)
+    plot_class_distribution(data, classes, os.path.join(p["out_dir"], "class_distribution.png"))
+    x_fit, y_fit = x_train, y_train
+    if p["augment_dataset"]:
+        x_fit, y_fit = cnn_data.augment_dataset(x_train, y_train, classes, p["noise_std"], p["seed"])
+    weights = cnn_data.class_weights(y_fit, len(classes)) if p["class_weights"] else None
+    if weights:
+        print("class_weights: " + ", ".join(f"{c} {weights[i]:.2f}" for i, c in enumerate(classes)))
+
+    # 2. The model, from the layer table of the chosen preset. Keras is imported
+    #    only now, so that a mistyped --name=value fails at once.
+    import keras
+    import cnn_model
+    keras.utils.set_random_seed(p["seed"])
+    augmenter = cnn_data.live_augmenter(p, p["seed"]) if p["live_augment"] else None
+    train_ds = cnn_data.make_dataset(x_fit, y_fit, len(classes), p["batch_size"], training=True,
+                                     augmenter=augmenter, seed=p["seed"])
+    val_ds = cnn_data.make_dataset(x_val, y_val, len(classes), p["batch_size"])
+    model = cnn_model.build_model(cnn_params.PRESETS[p["preset"]], (p["img_height"], p["img_width"], p["channels"]),
+                                  len(classes), p["dense_init"], name=p["preset"])
+    cnn_model.compile_model(model, p)
+    model.summary()
+
+    # 3. Train. The best epoch (by validation accuracy) is saved as model.keras.
+    try:
+        history = cnn_model.train(model, train_ds, val_ds, p, classes, weights)
+    except KeyboardInterrupt:
+        sys.exit(f"\ninterrupted: the last finished epoch is saved in {os.path.join(p['out_dir'], 'backup')}; "
+                 f"run the same command again to resume")
+    model_path = os.path.join(p["out_dir"], "model.keras")
+    if not os.path.exists(model_path):      # no epoch had a validation score (e.g. NaN loss)
+        cnn_model.save_model(model, model_path, classes, p)
+    plot_history(history, p["out_dir"])
+
+    # 4. Evaluate the saved best model on every split, as the reports' tables do.
+    best, _, _ = cnn_model.load_model(model_path)
+    metrics = {"classes": classes, "preset": p["preset"], "experiment": p["experiment"],
+               "data_dir": p["data_dir"], "epochs_run": len(history),
+               "wall_time_s": round(time.time() - started, 1)}
+    splits = {"train": (x_train, y_train), "val": (x_val, y_val)}
+    if "test" in data:
+        splits["test"] = data["test"][:2]
+    for split, (images, labels) in splits.items():
+        metrics[split] = cnn_model.score(cnn_model.predict(best, images), labels)
+    cnn_model.write_json(os.path.join(p["out_dir"], "metrics.json"), metrics)
+
+    print(f"\n{'split':<8}{'images':>8}{'loss':>9}{'accuracy':>10}")
+    for split in splits:
+        m = metrics[split]
+        if m["n"]:
+            print(f"{split:<8}{m['n']:>8}{m['loss']:>9.4f}{m['accuracy']:>10.4f}")
+    print(f"saved {model_path} and plots in {p['out_dir']}/ ({metrics['wall_time_s']:.0f} s)")
+
+
+def wants_demo_set(p, argv):
+    """Fall back to the demo set only when data_dir is the untouched default and missing:
+    a folder the user named (on the command line or in an experiment) must exist."""
+    named = any(a.startswith("--data_dir=") for a in argv) or "data_dir" in cnn_params.EXPERIMENTS.get(p["experiment"], {})
+    return not named and p["data_dir"] == cnn_params.data_dir and not os.path.isdir(p["data_dir"])
+
+
+def plot_history(history, out_dir):
+    """loss.png and accuracy.png: train and validation curves per epoch, as in both reports."""
+    epochs = [int(r["epoch"]) + 1 for r in history]
+    for metric in ("loss", "accuracy"):
+        fig, ax = plt.subplots(figsize=(6, 4))
+        ax.plot(epochs, [float(r[metric]) for r in history], "o-", label="train")
+        ax.plot(epochs, [float(r["val_" + metric]) for r in history], "o-", label="validation")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(metric)
+        ax.set_title(f"{metric} per epoch")
+        ax.legend()
+        ax.grid(alpha=0.3)
+        fig.tight_layout()
+        fig.savefig(os.path.join(out_dir, f"{metric}.png"), dpi=100)
+        plt.close(fig)
+
+
+def plot_class_distribution(data, classes, path):
+    """Bar charts of the class counts of each split, like the FER-2013 report's graphs 1 and 2."""
+    splits = [s for s in ("train", "val", "test") if s in data]
+    fig, axes = plt.subplots(1, len(splits), figsize=(5 * len(splits), 4))
+    for ax, split in zip(np.atleast_1d(axes), splits):
+        counts = np.bincount(data[split][1], minlength=len(classes))
+        ax.bar(classes, counts, color="tab:blue")
+        ax.set_title(f"{split} ({counts.sum():,} images)")
+        ax.tick_params(axis="x", rotation=45)
+        for i, n in enumerate(counts):
+            ax.text(i, n, str(n), ha="center", va="bottom", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

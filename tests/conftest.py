@@ -1,0 +1,58 @@
+"""Shared fixtures: the repo's scripts run as a user types them, on real or generated data."""
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SHARED_DATA = os.path.join(os.path.dirname(REPO), "shared", "data")
+sys.path.insert(0, REPO)
+
+
+def run_script(script, *args, cwd=REPO, timeout=900):
+    """Run `python <script> args...` the way a user does; returns the finished process."""
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONUNBUFFERED="1")
+    return subprocess.run([sys.executable, os.path.join(REPO, script), *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="session")
+def fer2013_dir(tmp_path_factory):
+    """The real FER-2013 from ../shared, extracted once per test session (never committed)."""
+    archive = os.path.join(SHARED_DATA, "fer2013", "fer2013.tar.gz")
+    if not os.path.exists(archive):
+        pytest.skip(f"{archive} not found (the shared data sits beside the repo in CI)")
+    target = tmp_path_factory.mktemp("fer")
+    with tarfile.open(archive) as tar:
+        tar.extractall(target, filter="data")
+    return str(target / "fer2013")
+
+
+@pytest.fixture(scope="session")
+def external_faces():
+    folder = os.path.join(SHARED_DATA, "external_faces")
+    if not os.path.isdir(folder):
+        pytest.skip(f"{folder} not found")
+    return folder
+
+
+@pytest.fixture(scope="session")
+def demo_dir(tmp_path_factory):
+    import cnn_demo
+    return cnn_demo.make_demo_set(str(tmp_path_factory.mktemp("demo") / "demo"))
+
+
+@pytest.fixture(scope="session")
+def fer_slice(fer2013_dir, tmp_path_factory):
+    """A small real slice of FER-2013: 60 train and 15 test images per class (copied files)."""
+    target = tmp_path_factory.mktemp("fer_slice")
+    for split, n in (("train", 60), ("test", 15)):
+        for name in sorted(os.listdir(os.path.join(fer2013_dir, split))):
+            src = os.path.join(fer2013_dir, split, name)
+            os.makedirs(target / split / name)
+            for f in sorted(os.listdir(src))[:n]:
+                shutil.copy(os.path.join(src, f), target / split / name / f)
+    return str(target)

@@ -1,0 +1,199 @@
+"""cnn_data: decoding any image to grayscale, reporting bad files, augment_dataset, class_weights."""
+import os
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import cnn_data
+
+
+# ------------------------------------------------------------------ augment_dataset and class_weights
+
+def _toy_set(counts, size=8, value=128):
+    rng = np.random.default_rng(0)
+    images = [rng.integers(value - 20, value + 20, size=(n, size, size, 1)).astype(np.uint8) for n in counts]
+    labels = np.concatenate([np.full(n, c, dtype=np.int32) for c, n in enumerate(counts)])
+    return np.concatenate(images), labels
+
+
+def test_augment_dataset_balances_to_the_largest_class_exactly(capsys):
+    images, labels = _toy_set([10, 4, 7, 10])
+    out_images, out_labels = cnn_data.augment_dataset(images, labels, ["a", "b", "c", "d"], noise_std=50, seed=1)
+    assert np.bincount(out_labels).tolist() == [10, 10, 10, 10]
+    assert out_images.shape == (40, 8, 8, 1) and out_images.dtype == np.uint8
+    # The originals come first, unchanged.
+    assert np.array_equal(out_images[:31], images)
+    table = capsys.readouterr().out
+    assert "before" in table and "after" in table and "total" in table
+
+
+def test_augment_dataset_flips_first_then_adds_noise():
+    images, labels = _toy_set([10, 4, 7])
+    out_images, out_labels = cnn_data.augment_dataset(images, labels, ["a", "b", "c"], noise_std=50, seed=1)
+    added = out_images[len(images):]
+    added_labels = out_labels[len(images):]
+    mirrors = {c: [img[:, ::-1].tobytes() for img in images[labels == c]] for c in range(3)}
+    # Class b (4 images, needs 6): 4 flipped copies, one per image, then 2 noisy ones.
+    b = added[added_labels == 1]
+    assert sorted(x.tobytes() for x in b[:4]) == sorted(mirrors[1])
+    sources = np.concatenate([images[labels == 1], b[:4]]).astype(float)
+    for noisy in b[4:]:
+        closest = np.abs(sources - noisy.astype(float)).mean(axis=(1, 2, 3)).min()
+        assert closest > 25           # noise of std 50 on top of one of the sources
+    # Class c (7 images, needs 3): flipped copies only, never more than it needs.
+    c = added[added_labels == 2]
+    assert len(c) == 3 and all(x.tobytes() in mirrors[2] for x in c)
+
+
+def test_augment_dataset_noise_has_the_asked_std():
+    images, labels = _toy_set([200, 1], size=16)
+    out_images, out_labels = cnn_data.augment_dataset(images, labels, ["a", "b"], noise_std=50, seed=3)
+    noisy = out_images[len(images) + 1:].astype(float)          # after the single flipped copy
+    sources = np.concatenate([images[labels == 1], images[labels == 1][:, :, ::-1]]).astype(float)
+    residual = noisy - sources[np.arange(len(noisy)) % 2]
+    assert len(noisy) == 198
+    assert 45 < residual.std() < 52           # 50, a little less where 0 and 255 clip
+
+
+def test_class_weights_follow_the_report_formula():
+    labels = np.array([0] * 10 + [1] * 4 + [2] * 7)
+    weights = cnn_data.class_weights(labels, 3)
+    assert weights == pytest.approx({0: 1.0, 1: 2.0, 2: 1.5})
+    assert cnn_data.class_weights(np.array([0, 0, 1, 1]), 2) == {0: 1.0, 1: 1.0}
+
+
+def test_stratified_split_keeps_class_proportions_and_is_seeded():
+    labels = np.array([0] * 100 + [1] * 50 + [2] * 10)
+    train, val = cnn_data.stratified_split(labels, 0.2, seed=5)
+    assert np.bincount(labels[val]).tolist() == [20, 10, 2]
+    assert len(set(train) & set(val)) == 0 and len(train) + len(val) == 160
+    again, _ = cnn_data.stratified_split(labels, 0.2, seed=5)
+    other, _ = cnn_data.stratified_split(labels, 0.2, seed=6)
+    assert np.array_equal(train, again) and not np.array_equal(train, other)
+
+
+# ------------------------------------------------------------------ decoding
+
+def _face_like(w=120, h=100):
+    """A grey ramp: a known mean after any resize."""
+    return np.tile(np.linspace(40, 200, w).astype(np.uint8), (h, 1))
+
+
+def test_unusual_but_valid_images_decode_to_grayscale(tmp_path):
+    ramp = _face_like()
+    files = {}
+    # RGBA: fully transparent left half must become white, not black.
+    rgba = np.zeros((100, 120, 4), np.uint8)
+    rgba[..., :3] = 60
+    rgba[:, 60:, 3] = 255
+    files["rgba.png"] = Image.fromarray(rgba, "RGBA")
+    files["palette.png"] = Image.fromarray(ramp).convert("P")
+    files["sixteen.png"] = Image.fromarray(ramp.astype(np.uint16) * 257)
+    files["cmyk.jpg"] = Image.fromarray(ramp).convert("CMYK")
+    files["progressive.jpg"] = Image.fromarray(ramp).convert("RGB")
+    files["plain.bmp"] = Image.fromarray(ramp).convert("RGB")
+    files["big.jpg"] = Image.fromarray(ramp).resize((4000, 3000)).convert("RGB")
+    for name, img in files.items():
+        img.save(tmp_path / name, **({"progressive": True} if name == "progressive.jpg" else {}))
+    frames = [Image.fromarray(ramp).convert("P"), Image.fromarray(np.full((100, 120), 250, np.uint8)).convert("P")]
+    frames[0].save(tmp_path / "animated.gif", save_all=True, append_images=frames[1:])
+
+    for name in list(files) + ["animated.gif"]:
+        pixels = cnn_data.decode_image(str(tmp_path / name), 48, 48)
+        assert pixels.shape == (48, 48) and pixels.dtype == np.uint8, name
+        if name == "rgba.png":
+            assert pixels[:, :20].mean() > 250 and abs(pixels[:, 30:].mean() - 60) < 3
+        else:   # first GIF frame, 16-bit scaled (not clipped), CMYK and palette all give the ramp
+            assert abs(pixels.mean() - ramp.mean()) < 6, (name, pixels.mean())
+            assert pixels[:, 0].mean() < pixels[:, -1].mean() - 100, name
+
+
+def test_real_photos_decode(external_faces):
+    for name in sorted(os.listdir(external_faces)):
+        folder = os.path.join(external_faces, name)
+        for f in os.listdir(folder):
+            pixels = cnn_data.decode_image(os.path.join(folder, f), 96, 96)
+            assert pixels.shape == (96, 96) and pixels.std() > 10, f
+
+
+def _plant_bad_files(folder):
+    """Each kind of bad file the toolkit must report and skip; returns {path: expected words}."""
+    good = np.asarray(Image.fromarray(_face_like()).convert("RGB"))
+    Image.fromarray(good).save(folder / "whole.jpg")
+    data = (folder / "whole.jpg").read_bytes()
+    bad = {
+        folder / "zero.jpg": b"",
+        folder / "truncated.jpg": data[: len(data) // 2],
+        folder / "text.jpg": b"this is not a picture\n",
+        folder / ".DS_Store": b"\x00\x00\x00\x01Bud1" + b"\x00" * 100,
+        folder / "notes.txt": b"remember the milk\n",
+    }
+    for path, content in bad.items():
+        path.write_bytes(content)
+    return {str(path): words for path, words in zip(bad, ["empty file", "truncated", "not an image",
+                                                          "not an image", "not an image"])}
+
+
+def test_bad_files_are_reported_once_and_skipped(tmp_path, capsys):
+    folder = tmp_path / "train" / "happy"
+    folder.mkdir(parents=True)
+    expected = _plant_bad_files(folder)
+    files, classes = cnn_data.list_split(str(tmp_path / "train"))
+    images, names, paths, skipped = cnn_data.load_images(files, 48, 48)
+    out = capsys.readouterr().out
+    assert len(images) == 1 and paths == [str(folder / "whole.jpg")]
+    assert {path for path, _ in skipped} == set(expected)
+    for path, words in expected.items():
+        reason = dict(skipped)[path]
+        assert words in reason, (path, reason)
+        assert out.count(path) == 1           # reported once, by path
+    assert "using 1 of 6 files (5 skipped)" in out
+
+
+def test_blank_images_are_found_and_dropped_only_when_asked(tmp_path, capsys):
+    folder = tmp_path / "train" / "neutral"
+    folder.mkdir(parents=True)
+    Image.fromarray(np.zeros((48, 48), np.uint8)).save(folder / "black.png")
+    Image.fromarray(np.full((48, 48), 128, np.uint8)).save(folder / "grey.png")
+    Image.fromarray(_face_like()).save(folder / "face.png")
+    files, _ = cnn_data.list_split(str(tmp_path / "train"))
+    kept, *_ = cnn_data.load_images(files, 48, 48, drop_blank=False)
+    out = capsys.readouterr().out
+    assert len(kept) == 3 and out.count("blank image") == 2
+    dropped, _, paths, skipped = cnn_data.load_images(files, 48, 48, drop_blank=True)
+    assert len(dropped) == 1 and paths == [str(folder / "face.png")]
+    assert sorted(os.path.basename(p) for p, _ in skipped) == ["black.png", "grey.png"]
+
+
+def test_fer2013_blank_scan_finds_the_known_blank_images(fer2013_dir, capsys):
+    files, _ = cnn_data.list_split(os.path.join(fer2013_dir, "train"))
+    angry = [f for f in files if f[1] in ("angry", "neutral")]
+    _, _, _, skipped = cnn_data.load_images(angry, 48, 48, drop_blank=True)
+    names = sorted(os.path.basename(p) for p, _ in skipped)
+    # The dataset README lists 7 black angry images, 1 black and 1 near-uniform grey neutral one.
+    assert names == sorted(["Training_10131352.jpg", "Training_28756096.jpg", "Training_32571770.jpg",
+                            "Training_52563817.jpg", "Training_78540321.jpg", "Training_96772745.jpg",
+                            "Training_99531165.jpg", "Training_89335926.jpg", "Training_3542668.jpg"])
+
+
+def _dataset_with(tmp_path, train_classes, test_classes, n=4):
+    for split, classes in (("train", train_classes), ("test", test_classes)):
+        for c in classes:
+            (tmp_path / split / c).mkdir(parents=True, exist_ok=True)
+            for i in range(n if classes[c] else 0):
+                Image.fromarray(_face_like() + i).save(tmp_path / split / c / f"{i}.png")
+    return {"data_dir": str(tmp_path), "img_height": 48, "img_width": 48, "drop_blank": False,
+            "validation_split": 0.25, "seed": 0}
+
+
+def test_empty_missing_and_unknown_class_folders_are_reported(tmp_path, capsys):
+    p = _dataset_with(tmp_path, {"happy": 1, "sad": 1, "fear": 0}, {"happy": 1, "angry": 1})
+    data = cnn_data.load_dataset(p)
+    out = capsys.readouterr().out
+    assert data["classes"] == ["happy", "sad"]
+    assert "train/fear is empty" in out
+    assert "test/angry is not a class of train/" in out
+    assert "has no sad/ folder" in out
+    images, labels, paths = data["test"]
+    assert len(images) == 4 and set(labels) == {0} and all("/happy/" in p for p in paths)

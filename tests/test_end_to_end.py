@@ -1,0 +1,165 @@
+"""The README's commands, run as a user types them, on the demo set and on real FER-2013."""
+import csv
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from conftest import REPO, run_script
+
+
+@pytest.fixture(scope="module")
+def fresh_user(tmp_path_factory):
+    """A fresh working folder: `python cnn_run.py` there, with no dataset, trains on the demo set."""
+    home = tmp_path_factory.mktemp("user")
+    shutil.copytree(os.path.join(REPO, "test_images"), home / "test_images")
+    result = run_script("cnn_run.py", cwd=home)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return home, result.stdout
+
+
+def test_demo_run_trains_and_writes_every_output(fresh_user):
+    home, out = fresh_user
+    assert "no dataset at data/fer2013; training on the built-in demo set" in out
+    log = home / "log"
+    for name in ("model.keras", "history.csv", "loss.png", "accuracy.png", "class_distribution.png", "metrics.json"):
+        assert (log / name).stat().st_size > 0, name
+    metrics = json.loads((log / "metrics.json").read_text())
+    assert metrics["classes"] == ["angry", "disgust", "fear", "happy", "negative", "neutral", "sad", "surprise"]
+    assert set(metrics) >= {"train", "val", "test"}
+    assert metrics["test"]["n"] == 240
+    assert metrics["test"]["accuracy"] > 0.6            # chance is 0.125
+    with open(log / "history.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [int(r["epoch"]) for r in rows] == list(range(30))
+    assert re.search(r"^test\s+240\s+\d\.\d{4}\s+0\.\d{4}$", out, re.M)     # the final table
+    assert "(augment_dataset)" in out and "class_weights:" in out
+
+
+def test_eval_scores_the_test_images_right_after_training(fresh_user):
+    home, _ = fresh_user
+    result = run_script("cnn_eval.py", cwd=home)
+    assert result.returncode == 0, result.stderr[-2000:]
+    rows = [l for l in result.stdout.splitlines() if l.startswith("test_images/")]
+    assert len(rows) == 8
+    last = result.stdout.strip().splitlines()[-1]
+    match = re.fullmatch(r"accuracy: (\d\.\d{4}) \((\d)/8\)", last)
+    assert match and int(match.group(2)) >= 4, last
+    report = json.loads((home / "log" / "eval.json").read_text())
+    assert report["n_scored"] == 8 and len(report["predictions"]) == 8
+    assert sum(p["true"] == p["predicted"] for p in report["predictions"]) == int(match.group(2))
+
+
+def test_eval_scores_the_8_real_photos(fresh_user, external_faces):
+    home, _ = fresh_user
+    result = run_script("cnn_eval.py", f"--images={external_faces}", f"--out={home / 'ext.json'}", cwd=home)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "skipped" not in result.stdout
+    assert re.search(r"accuracy: \d\.\d{4} \(\d/8\)$", result.stdout.strip())
+    report = json.loads((home / "ext.json").read_text())
+    assert report["n_scored"] == 8 and {p["true"] for p in report["predictions"]} == set(os.listdir(external_faces))
+
+
+def test_eval_single_files_and_unknown_class_folders(fresh_user, tmp_path):
+    home, _ = fresh_user
+    folder = tmp_path / "mine"
+    shutil.copytree(home / "test_images" / "happy", folder / "happy")
+    shutil.copytree(home / "test_images" / "sad", folder / "grumpy")      # not a class of the model
+    shutil.copy(home / "test_images" / "fear" / "fear.png", folder / "loose.png")
+    result = run_script("cnn_eval.py", f"--images={folder}", cwd=home)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "'grumpy' is not a class of this model" in result.stdout
+    assert result.stdout.strip().endswith("(0/1)") or result.stdout.strip().endswith("(1/1)")
+    single = run_script("cnn_eval.py", str(home / "test_images" / "sad" / "sad.png"), cwd=home)
+    assert single.returncode == 0 and "sad.png" in single.stdout and "accuracy:" not in single.stdout
+
+
+@pytest.mark.parametrize("make_bad, words", [
+    (lambda p: None, "no such model file"),
+    (lambda p: p.write_text("hello"), "not a Keras .keras model file"),
+])
+def test_eval_bad_model_file_is_one_line(make_bad, words, tmp_path):
+    path = tmp_path / "model.keras"
+    make_bad(path)
+    result = run_script("cnn_eval.py", f"--model={path}", cwd=tmp_path)
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert words in result.stderr and str(path) in result.stderr
+
+
+def test_training_goes_on_past_bad_files(demo_dir, tmp_path):
+    data = tmp_path / "data"
+    shutil.copytree(demo_dir, data)
+    happy = data / "train" / "happy"
+    (happy / "zero.jpg").write_bytes(b"")
+    (happy / "text.jpg").write_text("not a picture")
+    (happy / "notes.txt").write_text("hello")
+    n_good = sum(len(files) for _, _, files in os.walk(data / "train")) - 3
+    result = run_script("cnn_run.py", f"--data_dir={data}", f"--out_dir={tmp_path / 'log'}", "--epochs=1", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    for name in ("zero.jpg", "text.jpg", "notes.txt"):
+        assert result.stdout.count(str(happy / name)) == 1
+    assert f"train: using {n_good:,} of {n_good + 3:,} files (3 skipped)" in result.stdout
+
+
+def test_killed_run_resumes_from_the_last_finished_epoch(demo_dir, tmp_path):
+    args = [sys.executable, os.path.join(REPO, "cnn_run.py"), f"--data_dir={demo_dir}",
+            f"--out_dir={tmp_path}", "--epochs=6", "--augment_dataset=False"]
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    history = tmp_path / "history.csv"
+    first = subprocess.Popen(args, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while time.time() < deadline and first.poll() is None:
+        if history.exists() and len(history.read_text().splitlines()) >= 3:    # header + 2 epochs
+            break
+        time.sleep(0.05)
+    assert first.poll() is None, "the first run ended before it could be killed"
+    first.send_signal(signal.SIGKILL)
+    first.wait()
+    killed_at = len(history.read_text().splitlines()) - 1
+    assert 2 <= killed_at < 6
+
+    second = subprocess.run(args, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert second.returncode == 0, second.stderr[-2000:]
+    assert "resuming from" in second.stdout
+    done = int(re.search(r"resuming from .*: (\d+) of 6 epochs already done", second.stdout).group(1))
+    assert done >= 2
+    assert f"Epoch {done + 1}/6" in second.stdout and f"Epoch {done}/6" not in second.stdout
+    with open(history) as f:
+        epochs = [int(r["epoch"]) for r in csv.DictReader(f)]
+    assert epochs == list(range(6))                 # each epoch once, as if the run never stopped
+    assert not (tmp_path / "backup").exists()       # the finished run cleans its backup
+    assert json.loads((tmp_path / "metrics.json").read_text())["epochs_run"] == 6
+
+
+def test_fer2013_slice_end_to_end(fer_slice, tmp_path, external_faces):
+    out = tmp_path / "log"
+    result = run_script("cnn_run.py", f"--data_dir={fer_slice}", f"--out_dir={out}", "--preset=conv3",
+                        "--epochs=2", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["classes"] == ["angry", "disgust", "fear", "happy", "neutral", "sad", "surprise"]
+    assert metrics["test"]["n"] == 7 * 15 and metrics["train"]["n"] + metrics["val"]["n"] == 7 * 60
+    scored = run_script("cnn_eval.py", f"--model={out / 'model.keras'}", f"--images={external_faces}", cwd=tmp_path)
+    assert scored.returncode == 0
+    assert "'negative' is not a class of this model" in scored.stdout      # FER-2013 has 7 classes
+    assert re.search(r"accuracy: \d\.\d{4} \(\d/7\)$", scored.stdout.strip())
+
+
+def test_conv3_on_full_fer2013_beats_chance_on_publictest(fer2013_dir, tmp_path):
+    """3 epochs of conv3 on the whole train/ split; PublicTest accuracy must be far above chance.
+    Chance is 1/7 = 0.143 and always answering "happy" gives 0.249."""
+    out = tmp_path / "log"
+    result = run_script("cnn_run.py", f"--data_dir={fer2013_dir}", f"--out_dir={out}", "--preset=conv3",
+                        "--epochs=3", "--augment_dataset=False", "--class_weights=False",
+                        "--live_augment=False", "--learning_rate=1e-3", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["test"]["n"] == 3589
+    assert metrics["train"]["n"] + metrics["val"]["n"] == 28709
+    assert metrics["test"]["accuracy"] > 0.38, metrics["test"]

@@ -1,0 +1,86 @@
+"""cnn_model: networks built from the layer tables, saved with their classes, loaded safely."""
+import os
+import zipfile
+
+import numpy as np
+import pytest
+import keras
+
+import cnn_model
+import cnn_params
+
+
+@pytest.mark.parametrize("preset, total, frozen", [
+    ("dense", 156_743, 0),
+    ("conv3", 63_431, 0),
+    ("fer_best", 8_434_439, 3_328),
+])
+def test_parameter_counts_match_the_fer2013_report(preset, total, frozen):
+    model = cnn_model.build_model(cnn_params.PRESETS[preset], (48, 48, 1), 7)
+    frozen_count = sum(int(np.prod(w.shape)) for w in model.non_trainable_weights)
+    assert model.count_params() == total
+    assert frozen_count == frozen
+
+
+@pytest.mark.parametrize("preset", ["qider", "qider_nodrop"])
+def test_qider_builds_at_96x96_for_8_classes(preset):
+    model = cnn_model.build_model(cnn_params.PRESETS[preset], (96, 96, 1), 8)
+    assert model.output_shape == (None, 8)
+    dropouts = [l for l in model.layers if isinstance(l, keras.layers.Dropout)]
+    assert (len(dropouts) > 0) == (preset == "qider")
+
+
+def test_editing_a_row_changes_that_layer():
+    table = [list(row) for row in cnn_params.PRESETS["conv3"]]
+    table[0][1] = 16                      # first conv: 32 -> 16 filters
+    model = cnn_model.build_model([tuple(r) for r in table], (48, 48, 1), 7)
+    first_conv = [l for l in model.layers if isinstance(l, keras.layers.Conv2D)][0]
+    assert first_conv.filters == 16
+    # 63,431 - (832 - 416) - (9,248 - (9*16*32 + 32))
+    assert model.count_params() == 63_431 - 416 - (9_248 - 4_640)
+    with pytest.raises(ValueError, match="unknown layer 'conv3d'"):
+        cnn_model.build_model([("conv3d", 8, 3, "same", 2, False, 0.0)], (48, 48, 1), 7)
+
+
+def test_save_and_load_keep_classes_params_and_predictions(tmp_path):
+    model = cnn_model.build_model(cnn_params.PRESETS["conv3"], (48, 48, 1), 3)
+    path = str(tmp_path / "model.keras")
+    cnn_model.save_model(model, path, ["happy", "sad", "angry"], {"img_height": 48, "img_width": 48})
+    assert os.listdir(tmp_path) == ["model.keras"]          # no temporary file left behind
+    loaded, classes, params = cnn_model.load_model(path)
+    x = np.random.default_rng(0).uniform(0, 255, (4, 48, 48, 1)).astype(np.float32)
+    assert classes == ["happy", "sad", "angry"] and params["img_height"] == 48
+    np.testing.assert_allclose(cnn_model.predict(loaded, x), cnn_model.predict(model, x), atol=1e-6)
+
+
+def test_bad_model_files_get_a_clear_error(tmp_path):
+    text = tmp_path / "notes.keras"
+    text.write_text("not a model")
+    good = tmp_path / "good.keras"
+    cnn_model.save_model(cnn_model.build_model(cnn_params.PRESETS["dense"], (48, 48, 1), 2), str(good), ["a", "b"], {})
+    truncated = tmp_path / "truncated.keras"
+    truncated.write_bytes(good.read_bytes()[:2000])
+    for path, words in ((tmp_path / "missing.keras", "no such model file"),
+                        (text, "not a Keras .keras model file"),
+                        (truncated, "not a Keras .keras model file")):
+        with pytest.raises(cnn_model.ModelError, match=words) as error:
+            cnn_model.load_model(str(path))
+        assert str(path) in str(error.value) and "\n" not in str(error.value)
+
+
+def test_a_model_carrying_a_lambda_layer_is_refused(tmp_path):
+    inputs = keras.Input((48, 48, 1))
+    outputs = keras.layers.Dense(2, activation="softmax")(keras.layers.Flatten()(
+        keras.layers.Lambda(lambda t: t * 2)(inputs)))
+    path = str(tmp_path / "lambda.keras")
+    keras.Model(inputs, outputs).save(path)
+    with pytest.raises(cnn_model.ModelError, match="cannot be loaded"):
+        cnn_model.load_model(path)
+
+
+def test_score_is_accuracy_and_cross_entropy():
+    probs = np.array([[0.7, 0.2, 0.1], [0.1, 0.8, 0.1], [0.5, 0.25, 0.25], [0.2, 0.2, 0.6]])
+    labels = np.array([0, 1, 1, 0])
+    result = cnn_model.score(probs, labels)
+    assert result["accuracy"] == 0.5 and result["n"] == 4
+    assert result["loss"] == pytest.approx(-np.mean(np.log([0.7, 0.8, 0.25, 0.2])))

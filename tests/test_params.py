@@ -1,0 +1,64 @@
+"""cnn_params: plain values, overridden as --name=value, type-checked, unknown names refused."""
+import pytest
+
+import cnn_params
+from conftest import run_script
+
+
+def test_defaults_hold_the_promised_names():
+    p = cnn_params.get_params([])
+    for name in ("data_dir", "out_dir", "preset", "epochs", "batch_size", "img_height",
+                 "img_width", "learning_rate", "seed"):
+        assert name in p
+    assert p["preset"] in cnn_params.PRESETS
+
+
+def test_overrides_are_parsed_to_the_default_type():
+    p = cnn_params.get_params(["--epochs=7", "--learning_rate=1e-4", "--augment_dataset=False",
+                               "--data_dir=/some/where", "--validation_split=1"])
+    assert p["epochs"] == 7 and isinstance(p["epochs"], int)
+    assert p["learning_rate"] == 1e-4
+    assert p["augment_dataset"] is False
+    assert p["data_dir"] == "/some/where"
+    assert p["validation_split"] == 1.0 and isinstance(p["validation_split"], float)
+
+
+def test_unknown_name_lists_the_valid_ones():
+    with pytest.raises(ValueError) as error:
+        cnn_params.get_params(["--epoch=3"])
+    assert "--epoch" in str(error.value) and "epochs" in str(error.value) and "batch_size" in str(error.value)
+
+
+@pytest.mark.parametrize("arg", ["--epochs=ten", "--epochs=2.5", "--augment_dataset=maybe", "--learning_rate=fast"])
+def test_wrong_type_is_refused(arg):
+    with pytest.raises(ValueError, match="expected a"):
+        cnn_params.get_params([arg])
+
+
+def test_experiment_applies_before_the_command_line():
+    p = cnn_params.get_params(["--experiment=conv3", "--epochs=2"])
+    assert p["preset"] == "conv3" and p["learning_rate"] == 5e-3 and p["shift_fraction"] == 0.25
+    assert p["epochs"] == 2
+    with pytest.raises(ValueError, match="unknown experiment"):
+        cnn_params.get_params(["--experiment=nope"])
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--epochs=ten"], "expected a int"),
+    (["--bogus=1"], "valid names"),
+    (["--preset=resnet999"], "unknown preset"),
+    (["--data_dir=/no/such/folder"], "/no/such/folder: no such folder"),
+])
+def test_bad_command_line_is_one_line_without_traceback(args, words, tmp_path):
+    result = run_script("cnn_run.py", *args, f"--out_dir={tmp_path}", cwd=tmp_path)
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    assert words in result.stderr
+    assert result.stderr.strip().count("\n") == 0, result.stderr
+
+
+def test_data_dir_without_train_folder(tmp_path):
+    (tmp_path / "photos" / "test").mkdir(parents=True)
+    result = run_script("cnn_run.py", f"--data_dir={tmp_path / 'photos'}", f"--out_dir={tmp_path}", cwd=tmp_path)
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert "has no train/ folder" in result.stderr
