@@ -7,6 +7,7 @@ import csv
 import json
 import os
 import tempfile
+import time
 import zipfile
 
 import numpy as np
@@ -146,6 +147,28 @@ class SaveBest(keras.callbacks.Callback):
             save_model(self.model, self.path, self.classes, self.run_params)
 
 
+class TimeBudget(keras.callbacks.Callback):
+    """Stop before an epoch that would not finish within max_minutes of training.
+
+    The next epoch is assumed to take as long as the mean one so far. Time spent
+    before a resume is not counted.
+    """
+
+    def __init__(self, max_minutes):
+        super().__init__()
+        self.max_seconds, self.started, self.epochs = max_minutes * 60, None, 0
+
+    def on_train_begin(self, logs=None):
+        self.started = time.time()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.epochs += 1
+        elapsed = time.time() - self.started
+        if self.max_seconds and elapsed * (self.epochs + 1) / self.epochs > self.max_seconds:
+            print(f"time budget of {self.max_seconds / 60:.0f} minutes reached after epoch {epoch + 1}")
+            self.model.stop_training = True
+
+
 def train(model, train_ds, val_ds, p, classes, class_weight=None):
     """model.fit with the callbacks that keep a run safe, resuming an interrupted one.
 
@@ -172,6 +195,7 @@ def train(model, train_ds, val_ds, p, classes, class_weight=None):
         keras.callbacks.TerminateOnNaN(),
         keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=p["lr_factor"],
                                           patience=p["lr_patience"], min_lr=p["min_learning_rate"]),
+        TimeBudget(p["max_minutes"]),
         keras.callbacks.BackupAndRestore(backup_dir),
     ]
     model.fit(train_ds, validation_data=val_ds, epochs=p["epochs"], class_weight=class_weight,

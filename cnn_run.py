@@ -54,6 +54,7 @@ def main(argv):
     import keras
     import cnn_model
     keras.utils.set_random_seed(p["seed"])
+    keras.mixed_precision.set_global_policy(p["precision"])
     augmenter = cnn_data.live_augmenter(p, p["seed"]) if p["live_augment"] else None
     train_ds = cnn_data.make_dataset(x_fit, y_fit, len(classes), p["batch_size"], training=True,
                                      augmenter=augmenter, seed=p["seed"])
