@@ -3,6 +3,7 @@
     python cnn_eval.py                                  # log/model.keras on test_images/<class>/*
     python cnn_eval.py --model=PATH --images=DIR        # DIR: class subfolders, or plain image files
     python cnn_eval.py photo1.jpg photo2.png            # single files (predicted only)
+    python cnn_eval.py --tta=flip                       # average each image with its mirror
 
 A subfolder named after a class of the model is scored against that class; any
 other subfolder, and loose files, are predicted only. It prints one row per
@@ -18,11 +19,11 @@ import numpy as np
 
 import cnn_data
 
-OPTIONS = {"model": "log/model.keras", "images": "test_images", "out": ""}
+OPTIONS = {"model": "log/model.keras", "images": "test_images", "out": "", "tta": "none"}
 
 
 def parse_args(argv):
-    """--model, --images and --out, plus image files named on their own."""
+    """--model, --images, --out and --tta, plus image files named on their own."""
     options, files = dict(OPTIONS), []
     for arg in argv:
         if arg.startswith("--"):
@@ -32,6 +33,8 @@ def parse_args(argv):
             options[name] = value
         else:
             files.append(arg)
+    if options["tta"] not in ("none", "flip"):
+        sys.exit(f"error: --tta={options['tta']}: expected none or flip")
     return options, files
 
 
@@ -78,7 +81,7 @@ def main(argv):
             print(f"skipped {path}: {error}")
     if not scored:
         sys.exit(f"error: no image could be read from {' '.join(files) or options['images']}")
-    probabilities = cnn_model.predict(model, np.stack(pixels)[..., None])
+    probabilities = cnn_model.predict(model, np.stack(pixels)[..., None], tta=options["tta"])
 
     print(f"\n{'file':<48}{'true':>10}{'predicted':>11}{'confidence':>12}")
     predictions = []
@@ -90,10 +93,10 @@ def main(argv):
                             "probabilities": {c: round(float(q), 5) for c, q in zip(classes, probs)}})
     labelled = [i for i, (_, true) in enumerate(scored) if true is not None]
     labels = np.array([classes.index(scored[i][1]) for i in labelled], dtype=np.int64)
-    result = cnn_model.score(probabilities[labelled], labels)
-    report = {"model": options["model"], "classes": classes, "n_scored": len(scored),
+    result = cnn_model.score(probabilities[labelled], labels, classes)
+    report = {"model": options["model"], "classes": classes, "tta": options["tta"], "n_scored": len(scored),
               "accuracy": result["accuracy"], "loss": result["loss"], "n_labelled": result["n"],
-              "predictions": predictions}
+              "per_class": result.get("per_class", {}), "predictions": predictions}
     out = options["out"] or os.path.join(os.path.dirname(os.path.abspath(options["model"])), "eval.json")
     cnn_model.write_json(out, report)
     print(f"\nwrote {out}")

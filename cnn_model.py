@@ -231,18 +231,51 @@ def _write_history(path, rows):
 
 # ------------------------------------------------------------------ predict and score
 
-def predict(model, images, batch_size=256):
-    """Class probabilities for a (n, h, w, 1) array of 0..255 pixels."""
+def predict(model, images, tta="none", batch_size=256):
+    """Class probabilities for a (n, h, w, 1) array of 0..255 pixels.
+
+    tta="flip" averages the probabilities of each image and its mirror image
+    (test-time augmentation; faces are near-symmetric, their labels fully so).
+    """
     if len(images) == 0:
         return np.zeros((0, model.output_shape[-1]), np.float32)
-    return np.asarray(model.predict(images.astype(np.float32), batch_size=batch_size, verbose=0))
+    if tta not in ("none", "flip"):
+        raise ValueError(f"unknown tta {tta!r}; use 'none' or 'flip'")
+    images = images.astype(np.float32)
+    probabilities = np.asarray(model.predict(images, batch_size=batch_size, verbose=0))
+    if tta == "flip":
+        mirrored = np.asarray(model.predict(images[:, :, ::-1], batch_size=batch_size, verbose=0))
+        probabilities = (probabilities + mirrored) / 2
+    return probabilities
 
 
-def score(probabilities, labels):
-    """Accuracy and categorical cross-entropy of predictions against integer labels."""
+def confusion_matrix(labels, predicted, n_classes):
+    """Counts: row = true class, column = predicted class."""
+    matrix = np.zeros((n_classes, n_classes), dtype=np.int64)
+    np.add.at(matrix, (labels, predicted), 1)
+    return matrix
+
+
+def score(probabilities, labels, classes):
+    """Accuracy, categorical cross-entropy, macro-F1, per-class precision, recall,
+    F1 and support, and the confusion matrix, of predictions against integer labels.
+
+    A class never predicted has precision 0; macro-F1 averages the F1 of the
+    classes present in the labels, so a class absent from a split does not count.
+    """
     if len(labels) == 0:
         return {"loss": None, "accuracy": None, "n": 0}
     picked = probabilities[np.arange(len(labels)), labels]
+    matrix = confusion_matrix(labels, probabilities.argmax(axis=1), len(classes))
+    hits, support, predicted = np.diag(matrix), matrix.sum(axis=1), matrix.sum(axis=0)
+    precision = np.divide(hits, predicted, out=np.zeros(len(classes)), where=predicted > 0)
+    recall = np.divide(hits, support, out=np.zeros(len(classes)), where=support > 0)
+    f1 = np.divide(2 * precision * recall, precision + recall,
+                   out=np.zeros(len(classes)), where=precision + recall > 0)
     return {"loss": float(np.mean(-np.log(np.clip(picked, 1e-7, 1.0)))),
-            "accuracy": float(np.mean(probabilities.argmax(axis=1) == labels)),
-            "n": int(len(labels))}
+            "accuracy": float(hits.sum() / len(labels)),
+            "n": int(len(labels)),
+            "macro_f1": float(f1[support > 0].mean()),
+            "per_class": {c: {"precision": float(precision[i]), "recall": float(recall[i]),
+                              "f1": float(f1[i]), "support": int(support[i])} for i, c in enumerate(classes)},
+            "confusion_matrix": matrix.tolist()}

@@ -46,6 +46,7 @@ lr_patience = 3             # ReduceLROnPlateau: epochs without val_loss progres
 lr_factor = 0.1             # ... the learning rate is multiplied by this ...
 min_learning_rate = 1e-5    # ... down to this floor
 seed = 1337                 # same seed, same machine: same split, same weights, same metrics
+tta = "none"                # test-time augmentation when scoring: "none" or "flip" (image and mirror averaged)
 max_minutes = 0.0           # stop after the epoch that crosses this training-time budget (0: no budget)
 precision = "float32"       # or "mixed_bfloat16" (CPUs with AMX/AVX512-BF16: about 2x faster training),
                             # "mixed_float16" on a GPU; the softmax output always stays float32.
@@ -127,7 +128,7 @@ EXPERIMENTS = {
     "fer_sota": dict(data_dir="data/fer2013", preset="fer_sota", augment_dataset=False, class_weights=False,
                      live_augment=True, rotation_degrees=10.0, shift_fraction=0.1, optimizer="adam",
                      learning_rate=1e-3, lr_patience=3, lr_factor=0.5, batch_size=64, epochs=60,
-                     precision="mixed_bfloat16", max_minutes=60.0),
+                     precision="mixed_bfloat16", max_minutes=60.0, tta="flip"),
     "qider": dict(preset="qider", img_height=96, img_width=96, augment_dataset=True,
                   class_weights=True, live_augment=False, epochs=30),
     "qider_nodrop": dict(preset="qider_nodrop", img_height=96, img_width=96, augment_dataset=True,

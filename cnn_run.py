@@ -76,23 +76,52 @@ def main(argv):
     plot_history(history, p["out_dir"])
 
     # 4. Evaluate the saved best model on every split, as the reports' tables do.
+    #    The protocol is stated, never implied: splits.json lists every file of each split.
     best, _, _ = cnn_model.load_model(model_path)
     metrics = {"classes": classes, "preset": p["preset"], "experiment": p["experiment"],
-               "data_dir": p["data_dir"], "epochs_run": len(history),
-               "wall_time_s": round(time.time() - started, 1)}
+               "data_dir": p["data_dir"], "epochs_run": len(history), "tta": p["tta"],
+               "wall_time_s": round(time.time() - started, 1), "protocol": describe_splits(data, p)}
+    cnn_model.write_json(os.path.join(p["out_dir"], "splits.json"),
+                         {split: data[split][2] for split in ("train", "val", "test") if split in data})
     splits = {"train": (x_train, y_train), "val": (x_val, y_val)}
     if "test" in data:
         splits["test"] = data["test"][:2]
     for split, (images, labels) in splits.items():
-        metrics[split] = cnn_model.score(cnn_model.predict(best, images), labels)
+        metrics[split] = cnn_model.score(cnn_model.predict(best, images), labels, classes)
+        if p["tta"] != "none" and len(labels):
+            with_tta = cnn_model.score(cnn_model.predict(best, images, p["tta"]), labels, classes)
+            metrics[split]["tta_" + p["tta"]] = {k: with_tta[k] for k in ("loss", "accuracy", "macro_f1")}
     cnn_model.write_json(os.path.join(p["out_dir"], "metrics.json"), metrics)
+    shown = "test" if metrics.get("test", {}).get("n") else "val"
+    plot_confusion_matrix(metrics[shown], classes, f"{shown} split", os.path.join(p["out_dir"], "confusion_matrix.png"))
+    plot_per_class(metrics[shown], classes, f"{shown} split", os.path.join(p["out_dir"], "per_class.png"))
 
-    print(f"\n{'split':<8}{'images':>8}{'loss':>9}{'accuracy':>10}")
+    for line in metrics["protocol"].values():
+        print(line)
+    tta_column = f"  tta={p['tta']}" if p["tta"] != "none" else ""
+    print(f"\n{'split':<8}{'images':>8}{'loss':>9}{'accuracy':>10}{'macro-F1':>10}{tta_column}")
     for split in splits:
         m = metrics[split]
         if m["n"]:
-            print(f"{split:<8}{m['n']:>8}{m['loss']:>9.4f}{m['accuracy']:>10.4f}")
+            extra = f"{m['tta_' + p['tta']]['accuracy']:>12.4f}" if tta_column else ""
+            print(f"{split:<8}{m['n']:>8}{m['loss']:>9.4f}{m['accuracy']:>10.4f}{m['macro_f1']:>10.4f}{extra}")
     print(f"saved {model_path} and plots in {p['out_dir']}/ ({metrics['wall_time_s']:.0f} s)")
+
+
+def describe_splits(data, p):
+    """One line per split: where its images came from and how many there are."""
+    source = os.path.join(p["data_dir"], "train")
+    val_dir = os.path.join(p["data_dir"], "val")
+    if os.path.isdir(val_dir):
+        lines = {"train": f"train: {len(data['train'][1]):,} images of {source}",
+                 "val": f"val: {len(data['val'][1]):,} images of {val_dir}"}
+    else:
+        lines = {"train": f"train: {len(data['train'][1]):,} images of {source}, less the validation split",
+                 "val": f"val: {len(data['val'][1]):,} images held out of {source} "
+                        f"(validation_split {p['validation_split']}, stratified, seed {p['seed']})"}
+    if "test" in data:
+        lines["test"] = f"test: {len(data['test'][1]):,} images of {os.path.join(p['data_dir'], 'test')}"
+    return lines
 
 
 def wants_demo_set(p, argv):
@@ -130,6 +159,41 @@ def plot_class_distribution(data, classes, path):
         ax.tick_params(axis="x", rotation=45)
         for i, n in enumerate(counts):
             ax.text(i, n, str(n), ha="center", va="bottom", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def plot_confusion_matrix(m, classes, title, path):
+    """The matrix normalised per row (each true class sums to 1), with the counts written in."""
+    counts = np.array(m["confusion_matrix"])
+    rates = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
+    fig, ax = plt.subplots(figsize=(1.0 * len(classes) + 2, 1.0 * len(classes) + 1))
+    ax.imshow(rates, cmap="Blues", vmin=0, vmax=1)
+    for i in range(len(classes)):
+        for j in range(len(classes)):
+            ax.text(j, i, f"{rates[i, j]:.2f}\n({counts[i, j]})", ha="center", va="center", fontsize=7,
+                    color="white" if rates[i, j] > 0.5 else "black")
+    ax.set_xticks(range(len(classes)), classes, rotation=45, ha="right")
+    ax.set_yticks(range(len(classes)), classes)
+    ax.set_xlabel("predicted class")
+    ax.set_ylabel("true class")
+    ax.set_title(f"confusion matrix, {title}: accuracy {m['accuracy']:.3f}, macro-F1 {m['macro_f1']:.3f}")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def plot_per_class(m, classes, title, path):
+    """Recall and precision per class as bars: a class the model never predicts stands out."""
+    x = np.arange(len(classes))
+    fig, ax = plt.subplots(figsize=(8, 4))
+    ax.bar(x - 0.2, [m["per_class"][c]["recall"] for c in classes], 0.4, label="recall")
+    ax.bar(x + 0.2, [m["per_class"][c]["precision"] for c in classes], 0.4, label="precision")
+    ax.set_xticks(x, classes, rotation=45)
+    ax.set_ylim(0, 1)
+    ax.set_title(f"per class, {title}")
+    ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)

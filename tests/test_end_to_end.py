@@ -28,9 +28,19 @@ def test_demo_run_trains_and_writes_every_output(fresh_user):
     home, out = fresh_user
     assert "no dataset at data/fer2013; training on the built-in demo set" in out
     log = home / "log"
-    for name in ("model.keras", "history.csv", "loss.png", "accuracy.png", "class_distribution.png", "metrics.json"):
+    for name in ("model.keras", "history.csv", "loss.png", "accuracy.png", "class_distribution.png",
+                 "metrics.json", "confusion_matrix.png", "per_class.png", "splits.json"):
         assert (log / name).stat().st_size > 0, name
     metrics = json.loads((log / "metrics.json").read_text())
+    test = metrics["test"]
+    assert sum(map(sum, test["confusion_matrix"])) == 240
+    assert sum(row[i] for i, row in enumerate(test["confusion_matrix"])) == round(test["accuracy"] * 240)
+    assert [test["per_class"][c]["support"] for c in metrics["classes"]] == [30] * 8
+    assert 0 < test["macro_f1"] <= 1
+    splits = json.loads((log / "splits.json").read_text())
+    assert len(splits["train"]) == metrics["train"]["n"] and len(splits["test"]) == 240
+    assert not set(splits["train"]) & set(splits["val"])
+    assert "held out of data/demo/train (validation_split 0.2, stratified, seed 1337)" in out
     assert metrics["classes"] == ["angry", "disgust", "fear", "happy", "negative", "neutral", "sad", "surprise"]
     assert set(metrics) >= {"train", "val", "test"}
     assert metrics["test"]["n"] == 240
@@ -38,7 +48,7 @@ def test_demo_run_trains_and_writes_every_output(fresh_user):
     with open(log / "history.csv") as f:
         rows = list(csv.DictReader(f))
     assert [int(r["epoch"]) for r in rows] == list(range(30))
-    assert re.search(r"^test\s+240\s+\d\.\d{4}\s+0\.\d{4}$", out, re.M)     # the final table
+    assert re.search(r"^test\s+240\s+\d\.\d{4}\s+[01]\.\d{4}\s+[01]\.\d{4}$", out, re.M)     # the final table
     assert "(augment_dataset)" in out and "class_weights:" in out
 
 
@@ -54,6 +64,12 @@ def test_eval_scores_the_test_images_right_after_training(fresh_user):
     report = json.loads((home / "log" / "eval.json").read_text())
     assert report["n_scored"] == 8 and len(report["predictions"]) == 8
     assert sum(p["true"] == p["predicted"] for p in report["predictions"]) == int(match.group(2))
+    assert sum(v["support"] for v in report["per_class"].values()) == 8
+    flipped = run_script("cnn_eval.py", "--tta=flip", f"--out={home / 'tta.json'}", cwd=home)
+    assert flipped.returncode == 0
+    with_tta = json.loads((home / "tta.json").read_text())
+    assert with_tta["tta"] == "flip" and with_tta["n_scored"] == 8
+    assert with_tta["predictions"][0]["probabilities"] != report["predictions"][0]["probabilities"]
 
 
 def test_eval_scores_the_8_real_photos(fresh_user, external_faces):

@@ -76,11 +76,3 @@ def test_a_model_carrying_a_lambda_layer_is_refused(tmp_path):
     keras.Model(inputs, outputs).save(path)
     with pytest.raises(cnn_model.ModelError, match="cannot be loaded"):
         cnn_model.load_model(path)
-
-
-def test_score_is_accuracy_and_cross_entropy():
-    probs = np.array([[0.7, 0.2, 0.1], [0.1, 0.8, 0.1], [0.5, 0.25, 0.25], [0.2, 0.2, 0.6]])
-    labels = np.array([0, 1, 1, 0])
-    result = cnn_model.score(probs, labels)
-    assert result["accuracy"] == 0.5 and result["n"] == 4
-    assert result["loss"] == pytest.approx(-np.mean(np.log([0.7, 0.8, 0.25, 0.2])))
