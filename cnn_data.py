@@ -148,9 +148,45 @@ def stratified_split(labels, fraction, seed):
 
 
 def load_dataset(p):
-    """Read data_dir as parameters p say. Returns a dict with the class names and,
-    per split present, the images, integer labels and file paths."""
-    data_dir = p["data_dir"]
+    """Read data_dir (a folder, or the original fer2013.csv) as parameters p say.
+
+    Returns a dict with the class names and, per split present (train, val,
+    test, and private_test from the CSV), a tuple of images, integer labels and
+    where each image came from (a file path, or the CSV row).
+    """
+    data_dir, size = p["data_dir"], (p["img_height"], p["img_width"])
+    if data_dir.endswith(".csv"):
+        splits, classes = read_fer2013_csv(data_dir, *size, drop_blank=p["drop_blank"])
+        train = splits.pop("train", None)
+        if train is None:
+            raise DataError(f"{data_dir}: has no Training rows")
+    else:
+        classes, train = _load_train_folder(data_dir, size, p["drop_blank"])
+        splits = {}
+        for split in ("val", "test"):
+            if os.path.isdir(os.path.join(data_dir, split)):
+                # Blank test images are kept: the test set is never changed.
+                splits[split] = _load_other_split(data_dir, split, classes, size,
+                                                  drop_blank=p["drop_blank"] and split == "val")
+    if p["balance_count"]:
+        train, kept = balance_classes(*train, classes, p["balance_count"], p["seed"])
+        splits = {split: keep_classes(data, classes, kept) for split, data in splits.items()}
+        classes = kept
+
+    data = {"classes": classes}
+    if "val" in splits:
+        data["train"] = train
+    else:
+        images, labels, paths = train
+        fit, held_out = stratified_split(labels, p["validation_split"], p["seed"])
+        data["train"] = (images[fit], labels[fit], [paths[i] for i in fit])
+        data["val"] = (images[held_out], labels[held_out], [paths[i] for i in held_out])
+    data.update(splits)
+    return data
+
+
+def _load_train_folder(data_dir, size, drop_blank):
+    """The class names (non-empty folders of train/, sorted) and the decoded training split."""
     if not os.path.isdir(data_dir):
         raise DataError(f"{data_dir}: no such folder; give --data_dir=FOLDER with train/<class>/ inside")
     if not os.path.isdir(os.path.join(data_dir, "train")):
@@ -162,22 +198,9 @@ def load_dataset(p):
         class_names.remove(c)
     if len(class_names) < 2:
         raise DataError(f"{os.path.join(data_dir, 'train')}: needs at least 2 non-empty class folders, found {class_names}")
-
-    size = (p["img_height"], p["img_width"])
-    images, names, paths, _ = load_images(files, *size, drop_blank=p["drop_blank"], split="train")
+    images, names, paths, _ = load_images(files, *size, drop_blank=drop_blank, split="train")
     labels = np.array([class_names.index(n) for n in names], dtype=np.int32)
-    data = {"classes": class_names}
-    if os.path.isdir(os.path.join(data_dir, "val")):
-        data["train"] = (images, labels, paths)
-        data["val"] = _load_other_split(data_dir, "val", class_names, size, p["drop_blank"])
-    else:
-        train, val = stratified_split(labels, p["validation_split"], p["seed"])
-        data["train"] = (images[train], labels[train], [paths[i] for i in train])
-        data["val"] = (images[val], labels[val], [paths[i] for i in val])
-    if os.path.isdir(os.path.join(data_dir, "test")):
-        # Blank test images are kept: the test set is never changed.
-        data["test"] = _load_other_split(data_dir, "test", class_names, size, drop_blank=False)
-    return data
+    return class_names, (images, labels, paths)
 
 
 def _load_other_split(data_dir, split, class_names, size, drop_blank):
@@ -191,6 +214,82 @@ def _load_other_split(data_dir, split, class_names, size, drop_blank):
     files = [(path, name) for path, name in files if name in class_names]
     images, names, paths, _ = load_images(files, *size, drop_blank=drop_blank, split=split)
     return images, np.array([class_names.index(n) for n in names], dtype=np.int32), paths
+
+
+# ------------------------------------------------------------------ the original fer2013.csv
+
+# The CSV's emotion codes. Classes are then sorted by name, as the folders are,
+# so a model trained from the CSV and one trained from the folders agree.
+FER2013_CSV_CODES = ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]
+CSV_SPLITS = {"Training": "train", "PublicTest": "test", "PrivateTest": "private_test"}
+
+
+def read_fer2013_csv(path, height, width, drop_blank=False):
+    """The Kaggle challenge file: rows of emotion,pixels,Usage (2,304 grey levels per 48x48 face).
+
+    Returns ({split: (images, labels, sources)}, class names). A row that cannot
+    be read is reported by its line number and skipped.
+    """
+    import csv
+    if not os.path.isfile(path):
+        raise DataError(f"{path}: no such file; expected the Kaggle fer2013.csv (emotion,pixels,Usage)")
+    classes = sorted(FER2013_CSV_CODES)
+    rows = {split: ([], [], []) for split in CSV_SPLITS.values()}
+    with open(path, newline="") as f:
+        reader = csv.DictReader(f)
+        if not {"emotion", "pixels", "Usage"} <= set(reader.fieldnames or []):
+            raise DataError(f"{path}: expected the columns emotion,pixels,Usage; found {reader.fieldnames}")
+        for line, row in enumerate(reader, start=2):
+            source = f"{path}:{line}"
+            try:
+                split = CSV_SPLITS[row["Usage"]]
+                label = classes.index(FER2013_CSV_CODES[int(row["emotion"])])
+                pixels = np.array(row["pixels"].split(), dtype=np.float32)
+                if pixels.size != 48 * 48 or pixels.min() < 0 or pixels.max() > 255:
+                    raise ValueError(f"expected 2304 grey levels 0-255, got {pixels.size} values")
+            except (KeyError, IndexError, ValueError) as error:
+                print(f"skipped {source}: {error}")
+                continue
+            face = Image.fromarray(pixels.reshape(48, 48).astype(np.uint8))
+            face = np.asarray(face.resize((width, height), Image.Resampling.BILINEAR))
+            if drop_blank and split == "train" and face.std() < BLANK_STD:
+                print(f"skipped {source}: blank image (pixel std {face.std():.2f})")
+                continue
+            for column, value in zip(rows[split], (face, label, source)):
+                column.append(value)
+    splits = {}
+    for split, (images, labels, sources) in rows.items():
+        if images:
+            splits[split] = (np.stack(images)[..., None], np.array(labels, dtype=np.int32), sources)
+            print(f"{split}: {len(images):,} rows of {path}")
+    return splits, classes
+
+
+# ------------------------------------------------------------------ the balanced variant (FER-2013 report)
+
+def balance_classes(images, labels, paths, classes, count, seed):
+    """Drop the classes with fewer than half of `count` images (disgust, in FER-2013)
+    and undersample the others to at most `count` each, chosen by the seed."""
+    rng = np.random.default_rng(seed)
+    counts = np.bincount(labels, minlength=len(classes))
+    kept = [c for c in range(len(classes)) if counts[c] >= count / 2]
+    chosen = np.sort(np.concatenate([rng.permutation(np.flatnonzero(labels == c))[:count] for c in kept]))
+    new_label = {old: new for new, old in enumerate(kept)}
+    print(f"{'class':<12}{'before':>8}{'after':>8}   (balanced to {count})")
+    for c, name in enumerate(classes):
+        after = min(counts[c], count) if c in new_label else 0
+        print(f"{name:<12}{counts[c]:>8}{after:>8}{'   dropped' if c not in new_label else ''}")
+    return ((images[chosen], np.array([new_label[l] for l in labels[chosen]], dtype=np.int32),
+             [paths[i] for i in chosen]), [classes[c] for c in kept])
+
+
+def keep_classes(split, classes, kept):
+    """A val or test split without the classes dropped from training, labels renumbered."""
+    images, labels, paths = split
+    new_label = {classes.index(name): i for i, name in enumerate(kept)}
+    mask = np.array([l in new_label for l in labels], dtype=bool)
+    return (images[mask], np.array([new_label[l] for l in labels[mask]], dtype=np.int32),
+            [p for p, m in zip(paths, mask) if m])
 
 
 # ------------------------------------------------------------------ balancing (the 8-class report)

@@ -22,7 +22,7 @@ class ModelError(Exception):
 
 # ------------------------------------------------------------------ build
 
-def build_model(table, input_shape, n_classes, dense_init="glorot_uniform", name="fer"):
+def build_model(table, input_shape, n_classes, dense_init="glorot_uniform", name="fer", vgg16_weights=""):
     """A keras.Model from a layer table of cnn_params.PRESETS.
 
     Each row is (layer, filters/units, kernel, padding, pool, batchnorm, dropout).
@@ -42,12 +42,14 @@ def build_model(table, input_shape, n_classes, dense_init="glorot_uniform", name
         activation = None if batchnorm else "relu"
         if layer == "conv":
             x = keras.layers.Conv2D(size, kernel, padding=padding, activation=activation)(x)
+        elif layer == "vgg16":
+            x = _vgg16_base(x, vgg16_weights)
         elif layer == "dense":
             if not flat:
                 x, flat = keras.layers.Flatten()(x), True
             x = keras.layers.Dense(size, activation=activation, kernel_initializer=dense_init)(x)
         else:
-            raise ValueError(f"layer table row {i} {row}: unknown layer {layer!r}; use 'conv' or 'dense'")
+            raise ValueError(f"layer table row {i} {row}: unknown layer {layer!r}; use 'conv', 'dense' or 'vgg16'")
         if batchnorm:
             x = keras.layers.BatchNormalization()(x)
             x = keras.layers.ReLU()(x)
@@ -59,6 +61,26 @@ def build_model(table, input_shape, n_classes, dense_init="glorot_uniform", name
         x = keras.layers.Flatten()(x)
     outputs = keras.layers.Dense(n_classes, activation="softmax", dtype="float32", name="expression")(x)
     return keras.Model(inputs, outputs, name=name)
+
+
+def _vgg16_base(x, weights_path):
+    """The convolutional part of VGG16 on a grayscale face.
+
+    VGG16 wants 3 channels and enough resolution (five 2x2 poolings: 48x48
+    ends at 1x1, 96x96 at 3x3), so the grey channel is repeated three times.
+    ImageNet weights are used only from a local file (no download at run
+    time); with them, pixels are shifted as the weights expect (0..255 less the
+    ImageNet mean).
+    """
+    x = keras.layers.Concatenate(name="grey_to_rgb")([x, x, x])
+    x = keras.layers.Rescaling(255.0, offset=-117.0, name="imagenet_range")(x)
+    base = keras.applications.VGG16(include_top=False, weights=None, input_shape=tuple(x.shape[1:]))
+    if weights_path:
+        base.load_weights(weights_path)
+        print(f"vgg16: ImageNet weights from {weights_path}")
+    else:
+        print("vgg16: no --vgg16_weights file given; the base starts from random weights")
+    return base(x)
 
 
 def compile_model(model, p):

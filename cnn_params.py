@@ -14,13 +14,16 @@ import sys
 
 # ---------------------------------------------------------------- data
 experiment = ""             # a key of EXPERIMENTS below; its values are applied before other overrides
-data_dir = "data/fer2013"   # holds train/<class>/*, test/<class>/* and optionally val/<class>/*
+data_dir = "data/fer2013"   # holds train/<class>/*, test/<class>/* and optionally val/<class>/*,
+                            # or is the original Kaggle fer2013.csv (emotion,pixels,Usage)
 demo_dir = "data/demo"      # the built-in demo set is written here once, when data_dir is missing
 out_dir = "log"             # model.keras, history.csv, plots and metrics.json go here
 img_height = 48             # every image is decoded to grayscale and resized to this size
 img_width = 48
 channels = 1                # grayscale, as FER-2013
 validation_split = 0.2      # carved out of train/ (stratified, seeded) when there is no val/
+balance_count = 0           # >0: the FER-2013 report's balanced variant: drop classes with fewer than half
+                            # this many training images, undersample the others to this many
 drop_blank = False          # leave out blank images (near-zero pixel variance), as the FER-2013 report does
 
 # ------------------------------------------- balancing (the 8-class report)
@@ -36,6 +39,8 @@ shift_fraction = 0.1        # width and height shift, as a fraction of the image
 # ---------------------------------------------------------------- model
 preset = "conv3"            # a key of PRESETS below
 dense_init = "glorot_uniform"   # "he_uniform" is the improvement the FER-2013 report tried
+vgg16_weights = ""          # a local ImageNet file (vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5);
+                            # empty: the vgg16 preset starts from random weights. Nothing is downloaded.
 
 # ---------------------------------------------------------------- training
 epochs = 30
@@ -83,6 +88,15 @@ PRESETS = {
         ("dense", 256,  0, "",      0, True,  0.5),
         ("dense", 512,  0, "",      0, True,  0.5),
     ],
+    # FER-2013 report: VGG16's convolutional part (a "vgg16" row), then Dense 512,
+    # 128 and 64; BN and dropout 0.25 after the base, BN and dropout 0.5 on the
+    # dense layers. 15,056,583 parameters at 48x48 (2,432 not trainable); trained at 96x96.
+    "vgg16": [
+        ("vgg16",   0,  0, "",      0, True,  0.25),
+        ("dense", 512,  0, "",      0, True,  0.5),
+        ("dense", 128,  0, "",      0, True,  0.5),
+        ("dense",  64,  0, "",      0, True,  0.5),
+    ],
     # Ours, for accuracy per FLOP at 48x48 grayscale: a VGG-style stack of double
     # 3x3 convolutions with BN (32-64-128-256 filters), 1,768,423 parameters.
     "fer_sota": [
@@ -125,6 +139,9 @@ EXPERIMENTS = {
     "dense": dict(_FER2013_REPORT, preset="dense", epochs=15),
     "conv3": dict(_FER2013_REPORT, preset="conv3", epochs=15),
     "fer_best": dict(_FER2013_REPORT, preset="fer_best", epochs=50),
+    "vgg16": dict(_FER2013_REPORT, preset="vgg16", img_height=96, img_width=96, learning_rate=1e-4, epochs=15),
+    "conv3_balanced": dict(_FER2013_REPORT, preset="conv3", epochs=15, balance_count=3000),
+    "fer_best_balanced": dict(_FER2013_REPORT, preset="fer_best", epochs=50, balance_count=3000),
     "fer_sota": dict(data_dir="data/fer2013", preset="fer_sota", augment_dataset=False, class_weights=False,
                      live_augment=True, rotation_degrees=10.0, shift_fraction=0.1, optimizer="adam",
                      learning_rate=1e-3, lr_patience=3, lr_factor=0.5, batch_size=64, epochs=60,

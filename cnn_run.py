@@ -56,11 +56,13 @@ def main(argv):
     keras.utils.set_random_seed(p["seed"])
     keras.mixed_precision.set_global_policy(p["precision"])
     augmenter = cnn_data.live_augmenter(p, p["seed"]) if p["live_augment"] else None
+    if augmenter is not None:
+        plot_augmented(x_fit, augmenter, os.path.join(p["out_dir"], "augmented_examples.png"), p["seed"])
     train_ds = cnn_data.make_dataset(x_fit, y_fit, len(classes), p["batch_size"], training=True,
                                      augmenter=augmenter, seed=p["seed"])
     val_ds = cnn_data.make_dataset(x_val, y_val, len(classes), p["batch_size"])
     model = cnn_model.build_model(cnn_params.PRESETS[p["preset"]], (p["img_height"], p["img_width"], p["channels"]),
-                                  len(classes), p["dense_init"], name=p["preset"])
+                                  len(classes), p["dense_init"], name=p["preset"], vgg16_weights=p["vgg16_weights"])
     cnn_model.compile_model(model, p)
     model.summary()
 
@@ -82,10 +84,9 @@ def main(argv):
                "data_dir": p["data_dir"], "epochs_run": len(history), "tta": p["tta"],
                "wall_time_s": round(time.time() - started, 1), "protocol": describe_splits(data, p)}
     cnn_model.write_json(os.path.join(p["out_dir"], "splits.json"),
-                         {split: data[split][2] for split in ("train", "val", "test") if split in data})
+                         {split: data[split][2] for split in ("train", "val", "test", "private_test") if split in data})
     splits = {"train": (x_train, y_train), "val": (x_val, y_val)}
-    if "test" in data:
-        splits["test"] = data["test"][:2]
+    splits.update({s: data[s][:2] for s in ("test", "private_test") if s in data})
     for split, (images, labels) in splits.items():
         metrics[split] = cnn_model.score(cnn_model.predict(best, images), labels, classes)
         if p["tta"] != "none" and len(labels):
@@ -110,17 +111,23 @@ def main(argv):
 
 def describe_splits(data, p):
     """One line per split: where its images came from and how many there are."""
-    source = os.path.join(p["data_dir"], "train")
+    from_csv = p["data_dir"].endswith(".csv")
+    source = f"{p['data_dir']} (Training rows)" if from_csv else os.path.join(p["data_dir"], "train")
     val_dir = os.path.join(p["data_dir"], "val")
-    if os.path.isdir(val_dir):
+    if not from_csv and os.path.isdir(val_dir):
         lines = {"train": f"train: {len(data['train'][1]):,} images of {source}",
                  "val": f"val: {len(data['val'][1]):,} images of {val_dir}"}
     else:
         lines = {"train": f"train: {len(data['train'][1]):,} images of {source}, less the validation split",
                  "val": f"val: {len(data['val'][1]):,} images held out of {source} "
                         f"(validation_split {p['validation_split']}, stratified, seed {p['seed']})"}
-    if "test" in data:
-        lines["test"] = f"test: {len(data['test'][1]):,} images of {os.path.join(p['data_dir'], 'test')}"
+    for split, usage in (("test", "PublicTest"), ("private_test", "PrivateTest")):
+        if split in data:
+            where = f"{p['data_dir']} ({usage} rows)" if from_csv else os.path.join(p["data_dir"], split)
+            lines[split] = f"{split}: {len(data[split][1]):,} images of {where}"
+    if p["balance_count"]:
+        lines["balanced"] = (f"balanced: classes with under {p['balance_count'] // 2} training images dropped "
+                             f"from every split, the others undersampled to {p['balance_count']}")
     return lines
 
 
@@ -159,6 +166,24 @@ def plot_class_distribution(data, classes, path):
         ax.tick_params(axis="x", rotation=45)
         for i, n in enumerate(counts):
             ax.text(i, n, str(n), ha="center", va="bottom", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def plot_augmented(images, augmenter, path, seed, n_faces=6, n_versions=6):
+    """What the network sees: each row is one training face, then random augmented versions of it."""
+    picks = np.random.default_rng(seed).choice(len(images), size=min(n_faces, len(images)), replace=False)
+    fig, axes = plt.subplots(len(picks), n_versions + 1, figsize=(1.3 * (n_versions + 1), 1.3 * len(picks)),
+                             squeeze=False)
+    for row, i in zip(axes, picks):
+        face = images[i].astype(np.float32)
+        versions = [face] + [np.asarray(augmenter(face[None], training=True))[0] for _ in range(n_versions)]
+        for ax, version in zip(row, versions):
+            ax.imshow(version[..., 0], cmap="gray", vmin=0, vmax=255)
+            ax.axis("off")
+    axes[0][0].set_title("original", fontsize=8)
+    axes[0][1].set_title("augmented ->", fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)

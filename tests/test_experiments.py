@@ -1,0 +1,104 @@
+"""The experiments of both reports: presets, dataset variants and a short real run of each."""
+import csv
+import json
+import os
+
+import numpy as np
+import pytest
+
+import cnn_data
+import cnn_model
+import cnn_params
+from conftest import run_script
+
+
+def test_vgg16_parameter_count_at_48x48():
+    model = cnn_model.build_model(cnn_params.PRESETS["vgg16"], (48, 48, 1), 7)
+    # VGG16's base 14,714,688; BN 512 (2,048); Dense 512 (262,656) + BN (2,048);
+    # Dense 128 (65,664) + BN (512); Dense 64 (8,256) + BN (256); Dense 7 (455).
+    assert model.count_params() == 15_056_583
+    assert sum(int(np.prod(w.shape)) for w in model.non_trainable_weights) == 2_432
+
+
+def test_every_experiment_names_a_preset_and_known_parameters():
+    for name, row in cnn_params.EXPERIMENTS.items():
+        p = cnn_params.get_params([f"--experiment={name}"])
+        assert p["preset"] in cnn_params.PRESETS and set(row) <= set(p), name
+
+
+def test_live_augmentation_keeps_shape_and_value_range():
+    p = cnn_params.get_params(["--experiment=conv3"])
+    augmenter = cnn_data.live_augmenter(p, seed=0)
+    faces = np.random.default_rng(0).integers(0, 256, (16, 48, 48, 1)).astype(np.float32)
+    out = np.asarray(augmenter(faces, training=True))
+    assert out.shape == faces.shape
+    assert out.min() >= 0 and out.max() <= 255
+    assert not np.allclose(out, faces)
+
+
+def _write_csv(fer_slice, path, per_class=3):
+    """fer2013.csv rows written from real images of the folders: returns {row source: image path}."""
+    rows, origin = [], {}
+    for split, usage in (("train", "Training"), ("test", "PublicTest")):
+        for name in sorted(os.listdir(os.path.join(fer_slice, split))):
+            for f in sorted(os.listdir(os.path.join(fer_slice, split, name)))[:per_class]:
+                image = os.path.join(fer_slice, split, name, f)
+                pixels = cnn_data.decode_image(image, 48, 48)
+                rows.append((cnn_data.FER2013_CSV_CODES.index(name), " ".join(map(str, pixels.ravel())), usage))
+                origin[f"{path}:{len(rows) + 1}"] = image
+    rows.append((3, "1 2 3", "Training"))                # a broken row: reported and skipped
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["emotion", "pixels", "Usage"])
+        writer.writerows(rows)
+    return origin
+
+
+def test_fer2013_csv_gives_the_same_pixels_and_labels_as_the_folders(fer_slice, tmp_path, capsys):
+    path = str(tmp_path / "fer2013.csv")
+    origin = _write_csv(fer_slice, path)
+    splits, classes = cnn_data.read_fer2013_csv(path, 48, 48)
+    assert f"skipped {path}:{len(origin) + 2}" in capsys.readouterr().out
+    assert classes == sorted(os.listdir(os.path.join(fer_slice, "train")))
+    assert len(splits["train"][0]) == 21 and len(splits["test"][0]) == 21
+    for images, labels, sources in splits.values():
+        for image, label, source in zip(images, labels, sources):
+            folder_image = origin[source]
+            assert np.array_equal(image[..., 0], cnn_data.decode_image(folder_image, 48, 48))
+            assert classes[label] == os.path.basename(os.path.dirname(folder_image))
+
+
+def test_balanced_variant_drops_small_classes_everywhere(fer_slice, tmp_path):
+    # Make disgust small in the slice's train split: 10 images where the others have 60.
+    disgust = os.path.join(fer_slice, "train", "disgust")
+    data_dir = tmp_path / "fer"
+    import shutil
+    shutil.copytree(fer_slice, data_dir)
+    for f in sorted(os.listdir(disgust))[10:]:
+        os.remove(data_dir / "train" / "disgust" / f)
+    p = cnn_params.get_params([f"--data_dir={data_dir}", "--balance_count=40"])
+    data = cnn_data.load_dataset(p)
+    assert data["classes"] == ["angry", "fear", "happy", "neutral", "sad", "surprise"]
+    train_and_val = np.concatenate([data["train"][1], data["val"][1]])
+    assert np.bincount(train_and_val).tolist() == [40] * 6
+    assert len(data["test"][1]) == 6 * 15                 # disgust left out of the test set too
+    assert not any("/disgust/" in path for path in data["test"][2])
+
+
+EXPERIMENT_DATA = {"qider": "demo", "qider_nodrop": "demo"}
+
+
+@pytest.mark.parametrize("name", sorted(cnn_params.EXPERIMENTS))
+def test_each_experiment_runs_one_short_epoch(name, fer_slice, demo_dir, tmp_path):
+    data_dir = demo_dir if EXPERIMENT_DATA.get(name) == "demo" else fer_slice
+    extra = ["--balance_count=50"] if "balanced" in name else []
+    out = tmp_path / "log"
+    result = run_script("cnn_run.py", f"--experiment={name}", f"--data_dir={data_dir}", f"--out_dir={out}",
+                        "--epochs=1", *extra, cwd=tmp_path)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["experiment"] == name and metrics["epochs_run"] == 1
+    assert metrics["preset"] == cnn_params.EXPERIMENTS[name]["preset"]
+    assert metrics["test"]["n"] > 0 and 0 <= metrics["test"]["accuracy"] <= 1
+    if cnn_params.get_params([f"--experiment={name}"])["live_augment"]:
+        assert (out / "augmented_examples.png").stat().st_size > 0
