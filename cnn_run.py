@@ -54,6 +54,9 @@ def main(argv):
     import keras
     import cnn_model
     keras.utils.set_random_seed(p["seed"])
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+        tf.config.experimental.enable_op_determinism()   # same seed, same machine: same weights
     keras.mixed_precision.set_global_policy(p["precision"])
     augmenter = cnn_data.live_augmenter(p, p["seed"]) if p["live_augment"] else None
     if augmenter is not None:

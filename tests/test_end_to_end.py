@@ -180,3 +180,50 @@ def test_conv3_on_full_fer2013_beats_chance_on_publictest(fer2013_dir, tmp_path)
     assert metrics["test"]["n"] == 3589
     assert metrics["train"]["n"] + metrics["val"]["n"] == 28709
     assert metrics["test"]["accuracy"] > 0.38, metrics["test"]
+
+
+def test_same_seed_same_weights_and_metrics(demo_dir, tmp_path):
+    runs = {}
+    for name, seed in (("a", 7), ("b", 7), ("c", 8)):
+        out = tmp_path / name
+        result = run_script("cnn_run.py", f"--data_dir={demo_dir}", f"--out_dir={out}", "--epochs=2",
+                            f"--seed={seed}", cwd=tmp_path)
+        assert result.returncode == 0, result.stderr[-2000:]
+        runs[name] = ((out / "history.csv").read_text(), json.loads((out / "metrics.json").read_text()))
+    assert runs["a"][0] == runs["b"][0]
+    assert runs["a"][1]["test"] == runs["b"][1]["test"] and runs["a"][1]["val"] == runs["b"][1]["val"]
+    assert runs["a"][0] != runs["c"][0]
+
+
+def test_ctrl_c_stops_cleanly_and_says_how_to_resume(demo_dir, tmp_path):
+    args = [sys.executable, os.path.join(REPO, "cnn_run.py"), f"--data_dir={demo_dir}",
+            f"--out_dir={tmp_path}", "--epochs=40", "--augment_dataset=False"]
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONUNBUFFERED="1")
+    run = subprocess.Popen(args, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    history = tmp_path / "history.csv"
+    deadline = time.time() + 300
+    while time.time() < deadline and run.poll() is None:
+        if history.exists() and len(history.read_text().splitlines()) >= 3:
+            break
+        time.sleep(0.05)
+    run.send_signal(signal.SIGINT)
+    out, err = run.communicate(timeout=120)
+    assert run.returncode != 0
+    assert "Traceback" not in err
+    assert "run the same command again to resume" in err
+    assert (tmp_path / "backup" / "training_metadata.json").exists()
+    assert (tmp_path / "model.keras").exists()       # the best epoch so far is kept
+
+
+def test_results_table_is_written_from_the_runs_metrics(fresh_user, tmp_path):
+    home, _ = fresh_user
+    (tmp_path / "runs" / "demo").mkdir(parents=True)
+    shutil.copy(home / "log" / "metrics.json", tmp_path / "runs" / "demo" / "metrics.json")
+    metrics = json.loads((home / "log" / "metrics.json").read_text())
+    result = run_script("cnn_results.py", str(tmp_path / "runs"), str(tmp_path / "results.md"), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    row = [l for l in (tmp_path / "results.md").read_text().splitlines() if l.startswith("| demo ")]
+    assert len(row) == 1
+    cells = [c.strip() for c in row[0].strip("|").split("|")]
+    assert cells[1] == "conv3" and cells[2] == "demo set" and cells[3] == "30"
+    assert cells[6] == f"{100 * metrics['test']['accuracy']:.1f}"

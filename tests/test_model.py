@@ -76,3 +76,11 @@ def test_a_model_carrying_a_lambda_layer_is_refused(tmp_path):
     keras.Model(inputs, outputs).save(path)
     with pytest.raises(cnn_model.ModelError, match="cannot be loaded"):
         cnn_model.load_model(path)
+
+
+def test_predict_one_matches_predict():
+    model = cnn_model.build_model(cnn_params.PRESETS["conv3"], (48, 48, 1), 7)
+    faces = np.random.default_rng(1).uniform(0, 255, (3, 48, 48, 1)).astype(np.float32)
+    batch = cnn_model.predict(model, faces)
+    for face, expected in zip(faces, batch):
+        np.testing.assert_allclose(cnn_model.predict_one(model, face), expected, atol=1e-5)

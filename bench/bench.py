@@ -1,0 +1,195 @@
+"""Speed figures of the toolkit on this machine, side by side in one run.
+
+    python bench/bench.py --data_dir=data/fer2013 [--presets=conv3,fer_sota,fer_best] [--steps=30]
+
+Prints four tables:
+  1. decode-and-augment images/s: the old report's way (decode each file in an
+     eager loop, every epoch), Keras's deprecated ImageDataGenerator, and our
+     pipeline (decode once into memory, augment in the tf.data map);
+  2. training images/s per preset and compute policy, fed by the real pipeline
+     and by tensors already in memory (equal figures: the input never stalls training);
+  3. achieved training GFLOP/s against the measured matmul peak of this machine;
+  4. single-image latency: model.predict() against the compiled predict_on_batch path.
+Absolute times on a shared machine are noisy: compare within one run.
+"""
+import os
+import sys
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import numpy as np
+import tensorflow as tf
+import keras
+
+import cnn_data
+import cnn_model
+import cnn_params
+
+ARGS = {"data_dir": "data/fer2013", "presets": "conv3,fer_sota,fer_best", "steps": "30", "images": "2048"}
+
+
+def timed(fn, repeat=1):
+    """Seconds per call of fn, best of `repeat`."""
+    best = float("inf")
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+# ------------------------------------------------------------------ 1. input pipeline
+
+def bench_input(files, p):
+    n = len(files)
+    augmenter = cnn_data.live_augmenter(p, seed=0)
+
+    def naive_loop():                          # the old way: one eager decode per file, every epoch
+        for path, _ in files:
+            image = tf.io.decode_jpeg(tf.io.read_file(path), channels=1)
+            image = tf.image.resize(image, (48, 48))
+            augmenter(image[None], training=True)
+
+    from tensorflow.keras.preprocessing.image import ImageDataGenerator   # deprecated: a baseline only
+    folder = os.path.dirname(os.path.dirname(files[0][0]))
+    generator = ImageDataGenerator(rescale=1 / 255, horizontal_flip=True, rotation_range=5,
+                                   width_shift_range=0.25, height_shift_range=0.25).flow_from_directory(
+        folder, target_size=(48, 48), color_mode="grayscale", batch_size=64, shuffle=True)
+
+    def image_data_generator():
+        for _ in range(n // 64):
+            next(generator)
+
+    images, _, _, _ = cnn_data.load_images(files, 48, 48, split="bench")
+    labels = np.zeros(len(images), np.int32)
+    dataset = cnn_data.make_dataset(images, labels, 7, 64, training=True, augmenter=augmenter)
+
+    def ours_epoch():
+        for _ in dataset:
+            pass
+
+    ours_epoch()                               # build the graph once
+    results = [("naive eager loop (decode every epoch)", n / timed(naive_loop)),
+               ("ImageDataGenerator (deprecated)", (n // 64) * 64 / timed(image_data_generator)),
+               ("ours: one-time decode", n / timed(lambda: cnn_data.load_images(files, 48, 48, split="bench"))),
+               ("ours: tf.data epoch (augment, batch)", n / timed(ours_epoch, repeat=2))]
+    print(f"\n1. decode and augment, {n} FER-2013 images\n{'method':<42}{'images/s':>10}")
+    for name, rate in results:
+        print(f"{name:<42}{rate:>10.0f}")
+
+
+# ------------------------------------------------------------------ 2 and 3. training throughput
+
+def forward_flops(model):
+    """Multiply-adds x 2 of the Conv2D and Dense layers, per image."""
+    flops = 0
+    for layer in model._flatten_layers(include_self=False):
+        if isinstance(layer, keras.layers.Conv2D):
+            _, h, w, c_out = layer.output.shape
+            kh, kw = layer.kernel_size
+            flops += 2 * h * w * kh * kw * layer.input.shape[-1] * c_out
+        elif isinstance(layer, keras.layers.Dense):
+            flops += 2 * layer.input.shape[-1] * layer.units
+    return flops
+
+
+def matmul_peak(dtype, n=2048, repeat=5):
+    a = tf.random.normal((n, n), dtype=tf.float32)
+    a = tf.cast(a, dtype)
+    tf.linalg.matmul(a, a).numpy()
+    seconds = timed(lambda: tf.linalg.matmul(a, a).numpy(), repeat)
+    return 2 * n ** 3 / seconds / 1e9
+
+
+class BatchTimer(keras.callbacks.Callback):
+    """Images/s over the batches after the first, so fit()'s set-up is not counted as training."""
+
+    def on_train_begin(self, logs=None):
+        self.times = []
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.times.append(time.perf_counter())
+
+    def rate(self, batch_size):
+        return (len(self.times) - 1) * batch_size / (self.times[-1] - self.times[0])
+
+
+def images_per_second(model, dataset, steps):
+    timer = BatchTimer()
+    model.fit(dataset, steps_per_epoch=steps + 1, epochs=1, verbose=0, callbacks=[timer])
+    return timer.rate(64)
+
+
+def bench_training(images, labels, presets, steps, p):
+    rows = []
+    for precision in ("float32", "mixed_bfloat16"):
+        keras.mixed_precision.set_global_policy(precision)
+        for preset in presets:
+            keras.utils.set_random_seed(0)
+            model = cnn_model.build_model(cnn_params.PRESETS[preset], (48, 48, 1), 7)
+            cnn_model.compile_model(model, dict(p, optimizer="adam", learning_rate=1e-3))
+            real = cnn_data.make_dataset(images, labels, 7, 64, training=True,
+                                         augmenter=cnn_data.live_augmenter(p, seed=0)).repeat()
+            first = next(iter(cnn_data.make_dataset(images[:64], labels[:64], 7, 64)))
+            memory = tf.data.Dataset.from_tensors(first).repeat()       # no input work at all
+            model.fit(memory, steps_per_epoch=3, epochs=1, verbose=0)   # compile the train step
+            rate_real = images_per_second(model, real, steps)
+            rate_memory = images_per_second(model, memory, steps)
+            gflops = 3 * forward_flops(model) * rate_real / 1e9      # backward ~ 2x forward
+            rows.append((preset, precision, model.count_params(), rate_real, rate_memory, gflops))
+    keras.mixed_precision.set_global_policy("float32")
+    peaks = {"float32": matmul_peak(tf.float32), "mixed_bfloat16": matmul_peak(tf.bfloat16)}
+    print(f"\n2-3. training, batch 64, {steps} steps\n"
+          f"{'preset':<10}{'policy':<16}{'params':>11}{'pipeline img/s':>16}{'memory img/s':>14}"
+          f"{'ratio':>7}{'GFLOP/s':>9}{'% of peak':>10}")
+    for preset, precision, params, real, memory, gflops in rows:
+        print(f"{preset:<10}{precision:<16}{params:>11,}{real:>16.0f}{memory:>14.0f}{real / memory:>7.2f}"
+              f"{gflops:>9.1f}{100 * gflops / peaks[precision]:>9.1f}%")
+    for precision, peak in peaks.items():
+        print(f"matmul peak, 2048x2048, {precision}: {peak:.0f} GFLOP/s")
+    speedup = {r[0]: r[3] for r in rows if r[1] == "mixed_bfloat16"}
+    for preset, precision, _, real, _, _ in rows:
+        if precision == "float32":
+            print(f"{preset}: mixed_bfloat16 trains {speedup[preset] / real:.1f}x as fast as float32")
+
+
+# ------------------------------------------------------------------ 4. single-image latency
+
+def bench_latency(presets, repeat=50):
+    print(f"\n4. single-image latency (median of {repeat})\n{'preset':<10}{'model.predict ms':>18}{'predict_on_batch ms':>21}")
+    face = np.random.default_rng(0).uniform(0, 255, (1, 48, 48, 1)).astype(np.float32)
+    for preset in presets:
+        model = cnn_model.build_model(cnn_params.PRESETS[preset], (48, 48, 1), 7)
+        times = {}
+        for name, fn in (("predict", lambda: model.predict(face, verbose=0)),
+                         ("on_batch", lambda: cnn_model.predict_one(model, face[0]))):
+            fn()
+            samples = [timed(fn) for _ in range(repeat)]
+            times[name] = 1000 * float(np.median(samples))
+        print(f"{preset:<10}{times['predict']:>18.2f}{times['on_batch']:>21.2f}")
+
+
+def main(argv):
+    args = dict(ARGS)
+    for arg in argv:
+        name, _, value = arg.lstrip("-").partition("=")
+        if name not in ARGS:
+            sys.exit(f"error: {arg}: expected one of {', '.join('--' + k for k in ARGS)}")
+        args[name] = value
+    p = cnn_params.get_params(["--experiment=conv3"])
+    files, _ = cnn_data.list_split(os.path.join(args["data_dir"], "train"))
+    files = [files[i] for i in np.random.default_rng(0).permutation(len(files))[:int(args["images"])]]
+    print(f"TensorFlow {tf.__version__}, Keras {keras.__version__}, {os.cpu_count()} CPU cores")
+    bench_input(files, p)
+    images, names, _, _ = cnn_data.load_images(files, 48, 48, split="bench")
+    classes = sorted(set(names))
+    labels = np.array([classes.index(n) for n in names], np.int32)
+    presets = args["presets"].split(",")
+    bench_training(images, labels, presets, int(args["steps"]), p)
+    bench_latency(presets)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

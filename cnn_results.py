@@ -1,0 +1,56 @@
+"""Write results.md: our runs next to the figures the reports state, from the runs' metrics.json.
+
+    python cnn_results.py                 # every runs/*/metrics.json -> results.md
+    python cnn_results.py runs/ other.md
+
+A row shows only what a run measured: accuracy on each split, the epochs it
+actually ran and its wall time. The report column quotes the reports.
+"""
+import glob
+import json
+import os
+import sys
+
+# What the reports state, as they state it. The FER-2013 report gives its best
+# network's validation accuracy and VGG16's; the other rows' figures are not in
+# the parts of the reports this project was given, so they stay blank, never guessed.
+REPORTED = {
+    "fer_best": "63.3 % (validation)",
+    "vgg16": "42 % (validation)",
+}
+
+
+def percent(split):
+    return f"{100 * split['accuracy']:.1f}" if split and split.get("n") else "-"
+
+
+def table(runs_dir):
+    rows = ["| experiment | preset | data | epochs run | train % | val % | test % | test % with flip TTA "
+            "| the report states | wall time |",
+            "|---|---|---|---:|---:|---:|---:|---:|---|---:|"]
+    for path in sorted(glob.glob(os.path.join(runs_dir, "*", "metrics.json"))):
+        with open(path) as f:
+            m = json.load(f)
+        name = m.get("experiment") or os.path.basename(os.path.dirname(path))
+        test = m.get("test", {})
+        tta = test.get("tta_flip", {}).get("accuracy")
+        data = "demo set" if "demo" in m.get("data_dir", "") else os.path.basename(m.get("data_dir", "").rstrip("/"))
+        rows.append(f"| {name} | {m.get('preset', '')} | {data} | {m.get('epochs_run', '')} "
+                    f"| {percent(m.get('train'))} | {percent(m.get('val'))} | {percent(test)} "
+                    f"| {f'{100 * tta:.1f}' if tta is not None else '-'} | {REPORTED.get(name, '')} "
+                    f"| {m.get('wall_time_s', 0) / 60:.1f} min |")
+    return "\n".join(rows) + "\n"
+
+
+def main(argv):
+    runs_dir = argv[0] if argv else "runs"
+    out = argv[1] if len(argv) > 1 else "results.md"
+    text = table(runs_dir)
+    with open(out, "w") as f:
+        f.write("# Results\n\nWritten by `python cnn_results.py` from runs/*/metrics.json.\n\n" + text)
+    print(text, end="")
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
