@@ -4,6 +4,10 @@
     python cnn_eval.py --model=PATH --images=DIR        # DIR: class subfolders, or plain image files
     python cnn_eval.py photo1.jpg photo2.png            # single files (predicted only)
     python cnn_eval.py --tta=flip                       # average each image with its mirror
+    python cnn_eval.py --detect_faces=True photo.jpg    # crop the largest face first, as FER-2013's are
+
+eval.png beside eval.json shows each image as the network saw it, with its
+true and predicted class and the top-3 probabilities.
 
 A subfolder named after a class of the model is scored against that class; any
 other subfolder, and loose files, are predicted only. It prints one row per
@@ -19,11 +23,11 @@ import numpy as np
 
 import cnn_data
 
-OPTIONS = {"model": "log/model.keras", "images": "test_images", "out": "", "tta": "none"}
+OPTIONS = {"model": "log/model.keras", "images": "test_images", "out": "", "tta": "none", "detect_faces": "False"}
 
 
 def parse_args(argv):
-    """--model, --images, --out and --tta, plus image files named on their own."""
+    """--model, --images, --out, --tta and --detect_faces, plus image files named on their own."""
     options, files = dict(OPTIONS), []
     for arg in argv:
         if arg.startswith("--"):
@@ -35,6 +39,9 @@ def parse_args(argv):
             files.append(arg)
     if options["tta"] not in ("none", "flip"):
         sys.exit(f"error: --tta={options['tta']}: expected none or flip")
+    if options["detect_faces"] not in ("True", "False"):
+        sys.exit(f"error: --detect_faces={options['detect_faces']}: expected True or False")
+    options["detect_faces"] = options["detect_faces"] == "True"
     return options, files
 
 
@@ -75,7 +82,7 @@ def main(argv):
     scored, pixels = [], []
     for path, true in gather(options["images"], files, classes):
         try:
-            pixels.append(cnn_data.decode_image(path, height, width))
+            pixels.append(cnn_data.decode_image(path, height, width, detect_faces=options["detect_faces"]))
             scored.append((path, true))
         except (ValueError, OSError) as error:
             print(f"skipped {path}: {error}")
@@ -99,11 +106,41 @@ def main(argv):
               "per_class": result.get("per_class", {}), "predictions": predictions}
     out = options["out"] or os.path.join(os.path.dirname(os.path.abspath(options["model"])), "eval.json")
     cnn_model.write_json(out, report)
-    print(f"\nwrote {out}")
+    sheet = os.path.splitext(out)[0] + ".png"
+    contact_sheet(pixels, scored, probabilities, classes, sheet)
+    print(f"\nwrote {out} and {sheet}")
     if result["n"]:
         correct = int(round(result["accuracy"] * result["n"]))
         print(f"loss: {result['loss']:.4f}")
         print(f"accuracy: {result['accuracy']:.4f} ({correct}/{result['n']})")
+
+
+def contact_sheet(pixels, scored, probabilities, classes, path, columns=8):
+    """Each scored image as fed to the network, its true and predicted class, and top-3 bars."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    cols = min(len(pixels), columns)
+    rows = -(-len(pixels) // cols)
+    fig = plt.figure(figsize=(1.9 * cols, 3.1 * rows))
+    grid = fig.add_gridspec(2 * rows, cols, height_ratios=[3, 1.2] * rows, hspace=0.45)
+    for i, (face, (path_i, true), probs) in enumerate(zip(pixels, scored, probabilities)):
+        r, c = divmod(i, cols)
+        predicted = classes[int(probs.argmax())]
+        colour = "black" if true is None else ("green" if true == predicted else "red")
+        ax = fig.add_subplot(grid[2 * r, c])
+        ax.imshow(face, cmap="gray", vmin=0, vmax=255)
+        ax.set_title(f"{os.path.basename(path_i)[:16]}\ntrue: {true or '?'}\npredicted: {predicted}",
+                     fontsize=7, color=colour)
+        ax.axis("off")
+        top3 = np.argsort(probs)[::-1][:3]
+        bars = fig.add_subplot(grid[2 * r + 1, c])
+        bars.barh(range(3), probs[top3][::-1], color="tab:blue")
+        bars.set_yticks(range(3), [classes[k] for k in top3[::-1]], fontsize=6)
+        bars.set_xlim(0, 1)
+        bars.tick_params(axis="x", labelsize=5)
+    fig.savefig(path, dpi=100, bbox_inches="tight")
+    plt.close(fig)
 
 
 if __name__ == "__main__":

@@ -118,6 +118,7 @@ def save_model(model, path, classes, params):
 
 def write_json(path, obj):
     """Write a JSON file atomically (temporary file, then rename)."""
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     tmp = f"{path}.tmp"
     with open(tmp, "w") as f:
         json.dump(obj, f, indent=1)
