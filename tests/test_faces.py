@@ -39,7 +39,7 @@ def test_a_small_face_in_a_big_photo_is_cropped_where_it_is(external_faces, tmp_
     whole = cnn_data.decode_image(str(path), 48, 48)
     background = lambda pixels: np.mean(np.abs(pixels.astype(int) - 90) <= 3)
     assert background(whole) > 0.8          # the photo is mostly empty canvas ...
-    assert background(cropped) < 0.1        # ... the crop is the face
+    assert background(cropped) < 0.35       # ... the crop is the face (its margin spills past the narrow photo)
 
 
 def test_no_face_falls_back_to_the_whole_image(tmp_path, capsys):
