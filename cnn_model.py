@@ -312,3 +312,43 @@ def predict_one(model, image):
     millisecond instead of tens (bench/bench.py measures both).
     """
     return np.asarray(model.predict_on_batch(image[None].astype(np.float32)))[0]
+
+
+# ------------------------------------------------------------------ export
+
+EXPORT_FORMATS = {"saved_model": "tf_saved_model", "tflite": "litert", "onnx": "onnx"}
+
+
+def export(model_path, fmt, out=""):
+    """Export a saved model for use outside Keras: a TensorFlow SavedModel folder, a
+    TFLite (LiteRT) file, or ONNX (needs the onnx export packages). The class
+    names go beside it in labels.txt, one per line, in output order."""
+    if fmt not in EXPORT_FORMATS:
+        raise ModelError(f"--format={fmt}: expected one of {', '.join(EXPORT_FORMATS)}")
+    model, classes, _ = load_model(model_path)
+    suffix = {"saved_model": "_saved_model", "tflite": ".tflite", "onnx": ".onnx"}[fmt]
+    out = out or os.path.splitext(model_path)[0] + suffix
+    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+    model(np.zeros((1,) + tuple(model.input_shape[1:]), np.float32))   # ONNX export wants a called model
+    try:
+        model.export(out, format=EXPORT_FORMATS[fmt], verbose=False)
+    except ImportError as error:
+        raise ModelError(f"--format={fmt} needs a package that is not installed: {error}") from None
+    labels = os.path.join(out if os.path.isdir(out) else os.path.dirname(os.path.abspath(out)), "labels.txt")
+    with open(labels, "w") as f:
+        f.write("\n".join(classes) + "\n")
+    return out, labels
+
+
+if __name__ == "__main__":
+    # python cnn_model.py export --model=log/model.keras --format=tflite [--out=PATH]
+    import sys
+    options = dict(arg[2:].split("=", 1) for arg in sys.argv[2:] if arg.startswith("--") and "=" in arg)
+    if sys.argv[1:2] != ["export"] or not set(options) <= {"model", "format", "out"}:
+        sys.exit("usage: python cnn_model.py export --model=log/model.keras --format=tflite|saved_model|onnx [--out=PATH]")
+    try:
+        written, labels = export(options.get("model", "log/model.keras"), options.get("format", "tflite"),
+                                 options.get("out", ""))
+    except ModelError as error:
+        sys.exit(f"error: {error}")
+    print(f"wrote {written} and {labels}")

@@ -1,0 +1,67 @@
+"""Export round trips: the exported model gives Keras's answers on 20 real FER-2013 faces."""
+import os
+
+import numpy as np
+import pytest
+
+import cnn_data
+import cnn_model
+from conftest import run_script
+
+
+@pytest.fixture(scope="module")
+def trained(fer_slice, tmp_path_factory):
+    out = tmp_path_factory.mktemp("export")
+    result = run_script("cnn_run.py", f"--data_dir={fer_slice}", f"--out_dir={out}", "--preset=conv3",
+                        "--epochs=2", "--live_augment=False", cwd=out)
+    assert result.returncode == 0, result.stderr[-2000:]
+    files, _ = cnn_data.list_split(os.path.join(fer_slice, "test"))
+    faces = np.stack([cnn_data.decode_image(p, 48, 48) for p, _ in files[::5][:20]])[..., None].astype(np.float32)
+    model, classes, _ = cnn_model.load_model(str(out / "model.keras"))
+    return out, faces, cnn_model.predict(model, faces), classes
+
+
+def test_tflite_gives_the_same_top1_as_keras(trained):
+    import tensorflow as tf
+    out, faces, expected, classes = trained
+    result = run_script("cnn_model.py", "export", f"--model={out / 'model.keras'}", "--format=tflite", cwd=out)
+    assert result.returncode == 0, result.stderr[-2000:]
+    interpreter = tf.lite.Interpreter(model_path=str(out / "model.tflite"))
+    interpreter.allocate_tensors()
+    source, target = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
+    tflite = []
+    for face in faces:
+        interpreter.set_tensor(source["index"], face[None])
+        interpreter.invoke()
+        tflite.append(interpreter.get_tensor(target["index"])[0])
+    assert len(faces) == 20
+    assert np.array_equal(np.argmax(tflite, axis=1), expected.argmax(axis=1))
+    np.testing.assert_allclose(tflite, expected, atol=1e-4)
+    assert (out / "labels.txt").read_text().split() == classes
+
+
+def test_saved_model_gives_the_same_answers(trained):
+    import tensorflow as tf
+    out, faces, expected, _ = trained
+    written, _ = cnn_model.export(str(out / "model.keras"), "saved_model", str(out / "sm"))
+    loaded = tf.saved_model.load(written)          # keep a reference: its variables live in it
+    served = loaded.serve(faces).numpy()
+    np.testing.assert_allclose(served, expected, atol=1e-5)
+
+
+def test_onnx_when_its_package_is_installed(trained):
+    out, faces, expected, _ = trained
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("tf2onnx")
+    import onnxruntime
+    written, _ = cnn_model.export(str(out / "model.keras"), "onnx", str(out / "model.onnx"))
+    session = onnxruntime.InferenceSession(written)
+    answers = session.run(None, {session.get_inputs()[0].name: faces})[0]
+    assert np.array_equal(answers.argmax(axis=1), expected.argmax(axis=1))
+
+
+def test_unknown_format_and_missing_model_are_one_line_errors(tmp_path):
+    for args, words in ((["--model=nope.keras", "--format=tflite"], "no such model file"),
+                        (["--model=nope.keras", "--format=gif"], "expected one of")):
+        result = run_script("cnn_model.py", "export", *args, cwd=tmp_path)
+        assert result.returncode != 0 and "Traceback" not in result.stderr and words in result.stderr
