@@ -25,17 +25,18 @@ def percent(split):
 
 
 def table(runs_dir):
-    rows = ["| experiment | preset | data | epochs run | train % | val % | test % | test % with flip TTA "
+    rows = ["| run | experiment | preset | data | epochs run | train % | val % | test % | test % with flip TTA "
             "| the report states | wall time |",
-            "|---|---|---|---:|---:|---:|---:|---:|---|---:|"]
+            "|---|---|---|---|---:|---:|---:|---:|---:|---|---:|"]
     for path in sorted(glob.glob(os.path.join(runs_dir, "*", "metrics.json"))):
         with open(path) as f:
             m = json.load(f)
-        name = m.get("experiment") or os.path.basename(os.path.dirname(path))
+        run = os.path.basename(os.path.dirname(path))
+        name = m.get("experiment") or "-"
         test = m.get("test", {})
         tta = test.get("tta_flip", {}).get("accuracy")
         data = "demo set" if "demo" in m.get("data_dir", "") else os.path.basename(m.get("data_dir", "").rstrip("/"))
-        rows.append(f"| {name} | {m.get('preset', '')} | {data} | {m.get('epochs_run', '')} "
+        rows.append(f"| {run} | {name} | {m.get('preset', '')} | {data} | {m.get('epochs_run', '')} "
                     f"| {percent(m.get('train'))} | {percent(m.get('val'))} | {percent(test)} "
                     f"| {f'{100 * tta:.1f}' if tta is not None else '-'} | {REPORTED.get(name, '')} "
                     f"| {m.get('wall_time_s', 0) / 60:.1f} min |")

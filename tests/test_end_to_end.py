@@ -9,6 +9,8 @@ import subprocess
 import sys
 import time
 
+import numpy as np
+
 import pytest
 
 from conftest import REPO, run_script
@@ -115,12 +117,25 @@ def test_training_goes_on_past_bad_files(demo_dir, tmp_path):
     (happy / "zero.jpg").write_bytes(b"")
     (happy / "text.jpg").write_text("not a picture")
     (happy / "notes.txt").write_text("hello")
+    # Unusual but valid: each must load and train with the rest.
+    from PIL import Image
+    face = Image.open(happy / "happy_0000.png")
+    face.convert("CMYK").save(happy / "cmyk.jpg")
+    Image.fromarray(np.asarray(face, dtype=np.uint16) * 257).save(happy / "sixteen_bit.png")
+    face.convert("RGBA").save(happy / "rgba.png")
+    face.convert("P").save(happy / "animated.gif", save_all=True, append_images=[face.rotate(90).convert("P")])
+    face.resize((4000, 3000)).convert("RGB").save(happy / "big_photo.jpg")
     n_good = sum(len(files) for _, _, files in os.walk(data / "train")) - 3
     result = run_script("cnn_run.py", f"--data_dir={data}", f"--out_dir={tmp_path / 'log'}", "--epochs=1", cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
     for name in ("zero.jpg", "text.jpg", "notes.txt"):
         assert result.stdout.count(str(happy / name)) == 1
     assert f"train: using {n_good:,} of {n_good + 3:,} files (3 skipped)" in result.stdout
+    for name in ("cmyk.jpg", "sixteen_bit.png", "rgba.png", "animated.gif", "big_photo.jpg"):
+        assert name not in result.stdout                 # none of them is reported as bad
+    splits = json.loads((tmp_path / "log" / "splits.json").read_text())
+    used = set(splits["train"]) | set(splits["val"])
+    assert {str(happy / n) for n in ("cmyk.jpg", "sixteen_bit.png", "rgba.png", "animated.gif", "big_photo.jpg")} <= used
 
 
 def test_killed_run_resumes_from_the_last_finished_epoch(demo_dir, tmp_path):
@@ -225,5 +240,5 @@ def test_results_table_is_written_from_the_runs_metrics(fresh_user, tmp_path):
     row = [l for l in (tmp_path / "results.md").read_text().splitlines() if l.startswith("| demo ")]
     assert len(row) == 1
     cells = [c.strip() for c in row[0].strip("|").split("|")]
-    assert cells[1] == "conv3" and cells[2] == "demo set" and cells[3] == "30"
-    assert cells[6] == f"{100 * metrics['test']['accuracy']:.1f}"
+    assert cells[1] == "-" and cells[2] == "conv3" and cells[3] == "demo set" and cells[4] == "30"
+    assert cells[7] == f"{100 * metrics['test']['accuracy']:.1f}"

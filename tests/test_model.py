@@ -84,3 +84,10 @@ def test_predict_one_matches_predict():
     batch = cnn_model.predict(model, faces)
     for face, expected in zip(faces, batch):
         np.testing.assert_allclose(cnn_model.predict_one(model, face), expected, atol=1e-5)
+
+
+def test_a_model_whose_classes_do_not_match_its_outputs_is_reported(tmp_path):
+    path = str(tmp_path / "odd.keras")
+    cnn_model.save_model(cnn_model.build_model(cnn_params.PRESETS["dense"], (48, 48, 1), 7), path, ["a", "b", "c"], {})
+    with pytest.raises(cnn_model.ModelError, match="has 7 outputs but 3 class names"):
+        cnn_model.load_model(path)
