@@ -102,3 +102,25 @@ def test_each_experiment_runs_one_short_epoch(name, fer_slice, demo_dir, tmp_pat
     assert metrics["test"]["n"] > 0 and 0 <= metrics["test"]["accuracy"] <= 1
     if cnn_params.get_params([f"--experiment={name}"])["live_augment"]:
         assert (out / "augmented_examples.png").stat().st_size > 0
+
+
+@pytest.mark.parametrize("precision", ["float32", "mixed_bfloat16"])
+def test_fer_sota_trains_a_few_batches_under_each_compute_policy(precision):
+    import keras
+    keras.mixed_precision.set_global_policy(precision)
+    try:
+        keras.utils.set_random_seed(0)
+        model = cnn_model.build_model(cnn_params.PRESETS["fer_sota"], (48, 48, 1), 7)
+        assert model.count_params() == 1_768_423
+        cnn_model.compile_model(model, cnn_params.get_params(["--experiment=fer_sota"]))
+        rng = np.random.default_rng(0)
+        faces = rng.uniform(0, 255, (128, 48, 48, 1)).astype(np.float32)
+        labels = keras.utils.to_categorical(rng.integers(0, 7, 128), 7)
+        history = model.fit(faces, labels, batch_size=32, epochs=2, verbose=0)
+        losses = history.history["loss"]
+        assert all(np.isfinite(losses)) and losses[1] < losses[0]    # it learns the batch
+        assert model.output.dtype == "float32"                       # softmax stays float32
+        conv = [l for l in model.layers if isinstance(l, keras.layers.Conv2D)][0]
+        assert conv.compute_dtype == ("bfloat16" if precision == "mixed_bfloat16" else "float32")
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
