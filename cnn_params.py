@@ -146,9 +146,9 @@ EXPERIMENTS = {
                      live_augment=True, rotation_degrees=10.0, shift_fraction=0.1, optimizer="adam",
                      learning_rate=1e-3, lr_patience=3, lr_factor=0.5, batch_size=64, epochs=60,
                      precision="mixed_bfloat16", max_minutes=60.0, tta="flip"),
-    "qider": dict(preset="qider", img_height=96, img_width=96, augment_dataset=True,
+    "qider": dict(data_dir="data/demo", preset="qider", img_height=96, img_width=96, augment_dataset=True,
                   class_weights=True, live_augment=False, epochs=30),
-    "qider_nodrop": dict(preset="qider_nodrop", img_height=96, img_width=96, augment_dataset=True,
+    "qider_nodrop": dict(data_dir="data/demo", preset="qider_nodrop", img_height=96, img_width=96, augment_dataset=True,
                          class_weights=True, live_augment=False, epochs=30),
 }
 

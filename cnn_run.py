@@ -29,7 +29,9 @@ def main(argv):
     started = time.time()
     if wants_demo_set(p, argv):
         print(f"no dataset at {p['data_dir']}; training on the built-in demo set in {p['demo_dir']} instead")
-        p["data_dir"] = cnn_demo.make_demo_set(p["demo_dir"])
+        p["data_dir"] = p["demo_dir"]
+    if os.path.abspath(p["data_dir"]) == os.path.abspath(p["demo_dir"]):
+        cnn_demo.make_demo_set(p["demo_dir"])            # drawn once, on first use
 
     # 1. The data: decode every image once, hold out validation, balance the training classes.
     try:

@@ -65,3 +65,18 @@ def test_unknown_format_and_missing_model_are_one_line_errors(tmp_path):
                         (["--model=nope.keras", "--format=gif"], "expected one of")):
         result = run_script("cnn_model.py", "export", *args, cwd=tmp_path)
         assert result.returncode != 0 and "Traceback" not in result.stderr and words in result.stderr
+
+
+def test_float32_keras_copy_of_a_bfloat16_model(fer_slice, tmp_path):
+    out = tmp_path / "bf16"
+    result = run_script("cnn_run.py", f"--data_dir={fer_slice}", f"--out_dir={out}", "--preset=fer_sota",
+                        "--epochs=1", "--precision=mixed_bfloat16", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    written, _ = cnn_model.export(str(out / "model.keras"), "keras", str(tmp_path / "shipped.keras"))
+    original, classes, _ = cnn_model.load_model(str(out / "model.keras"))
+    shipped, shipped_classes, params = cnn_model.load_model(written)
+    assert shipped_classes == classes and params["precision"] == "float32"
+    assert {layer.dtype_policy.name for layer in shipped.layers} == {"float32"}
+    assert os.path.getsize(written) < os.path.getsize(out / "model.keras") / 2     # no optimizer state
+    faces = np.random.default_rng(0).uniform(0, 255, (8, 48, 48, 1)).astype(np.float32)
+    np.testing.assert_allclose(cnn_model.predict(shipped, faces), cnn_model.predict(original, faces), atol=2e-2)
