@@ -38,6 +38,7 @@ shift_fraction = 0.1        # width and height shift, as a fraction of the image
 
 # ---------------------------------------------------------------- model
 preset = "conv3"            # a key of PRESETS below
+init_model = ""             # start from the weights of this .keras file (same preset and classes): fine-tuning
 dense_init = "glorot_uniform"   # "he_uniform" is the improvement the FER-2013 report tried
 vgg16_weights = ""          # a local ImageNet file (vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5);
                             # empty: the vgg16 preset starts from random weights. Nothing is downloaded.

@@ -68,6 +68,8 @@ def main(argv):
     val_ds = cnn_data.make_dataset(x_val, y_val, len(classes), p["batch_size"])
     model = cnn_model.build_model(cnn_params.PRESETS[p["preset"]], (p["img_height"], p["img_width"], p["channels"]),
                                   len(classes), p["dense_init"], name=p["preset"], vgg16_weights=p["vgg16_weights"])
+    if p["init_model"]:
+        start_from(model, p["init_model"], classes)
     cnn_model.compile_model(model, p)
     model.summary()
 
@@ -134,6 +136,21 @@ def describe_splits(data, p):
         lines["balanced"] = (f"balanced: classes with under {p['balance_count'] // 2} training images dropped "
                              f"from every split, the others undersampled to {p['balance_count']}")
     return lines
+
+
+def start_from(model, path, classes):
+    """Copy the weights of a saved model into the new one (fine-tuning); refuse a mismatch."""
+    import cnn_model
+    try:
+        source, source_classes, _ = cnn_model.load_model(path)
+        if source_classes != classes:
+            raise cnn_model.ModelError(f"{path}: its classes {source_classes} differ from this data's {classes}")
+        model.set_weights(source.get_weights())
+    except ValueError as error:
+        sys.exit(f"error: --init_model={path}: a different network than the preset's ({str(error).splitlines()[0]})")
+    except cnn_model.ModelError as error:
+        sys.exit(f"error: --init_model: {error}")
+    print(f"starting from the weights of {path}")
 
 
 def wants_demo_set(p, argv):

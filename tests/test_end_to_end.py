@@ -241,3 +241,19 @@ def test_results_table_is_written_from_the_runs_metrics(fresh_user, tmp_path):
     cells = [c.strip() for c in row[0].strip("|").split("|")]
     assert cells[1] == "-" and cells[2] == "conv3" and cells[3] == "demo set" and cells[4] == "30"
     assert cells[7] == f"{100 * metrics['test']['accuracy']:.1f}"
+
+
+def test_fine_tuning_starts_from_a_saved_model(fresh_user, tmp_path):
+    home, _ = fresh_user
+    start = json.loads((home / "log" / "metrics.json").read_text())
+    result = run_script("cnn_run.py", f"--init_model={home / 'log' / 'model.keras'}", "--epochs=1",
+                        "--learning_rate=1e-4", f"--out_dir={tmp_path / 'tuned'}", cwd=home)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "starting from the weights of" in result.stdout
+    tuned = json.loads((tmp_path / "tuned" / "metrics.json").read_text())
+    assert tuned["test"]["accuracy"] > start["test"]["accuracy"] - 0.1    # far above a fresh 1-epoch net
+    assert tuned["test"]["accuracy"] > 0.6
+    wrong = run_script("cnn_run.py", f"--init_model={home / 'log' / 'model.keras'}", "--preset=dense",
+                       "--epochs=1", f"--out_dir={tmp_path / 'wrong'}", cwd=home)
+    assert wrong.returncode != 0 and "Traceback" not in wrong.stderr
+    assert "a different network than the preset's" in wrong.stderr
