@@ -45,7 +45,7 @@ vgg16_weights = ""          # a local ImageNet file (vgg16_weights_tf_dim_orderi
 
 # ---------------------------------------------------------------- training
 epochs = 30
-batch_size = 64
+batch_size = 32              # the demo set is small: 32 gives enough steps per epoch to leave the first plateau (64 stalled some seeds)
 optimizer = "adam"          # "adam" or "sgd" (with Nesterov momentum 0.9)
 learning_rate = 2e-3
 lr_patience = 3             # ReduceLROnPlateau: epochs without val_loss progress before ...
