@@ -24,6 +24,7 @@ import numpy as np
 import cnn_data
 
 OPTIONS = {"model": "log/model.keras", "images": "test_images", "out": "", "tta": "none", "detect_faces": "False"}
+SHEET_MAX = 64    # faces drawn on eval.png
 
 
 def parse_args(argv):
@@ -107,8 +108,11 @@ def main(argv):
     out = options["out"] or os.path.join(os.path.dirname(os.path.abspath(options["model"])), "eval.json")
     cnn_model.write_json(out, report)
     sheet = os.path.splitext(out)[0] + ".png"
-    contact_sheet(pixels, scored, probabilities, classes, sheet)
-    print(f"\nwrote {out} and {sheet}")
+    # A sheet of thousands of faces would take minutes and gigabytes to draw; the
+    # first SHEET_MAX show what the network saw, eval.json holds every prediction.
+    contact_sheet(pixels[:SHEET_MAX], scored[:SHEET_MAX], probabilities[:SHEET_MAX], classes, sheet)
+    shown = "" if len(scored) <= SHEET_MAX else f" (the sheet shows the first {SHEET_MAX} of {len(scored)})"
+    print(f"\nwrote {out} and {sheet}{shown}")
     if result["n"]:
         correct = int(round(result["accuracy"] * result["n"]))
         print(f"loss: {result['loss']:.4f}")

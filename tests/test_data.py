@@ -6,6 +6,7 @@ import pytest
 from PIL import Image
 
 import cnn_data
+import cnn_params
 
 
 # ------------------------------------------------------------------ augment_dataset and class_weights
@@ -183,8 +184,8 @@ def _dataset_with(tmp_path, train_classes, test_classes, n=4):
             (tmp_path / split / c).mkdir(parents=True, exist_ok=True)
             for i in range(n if classes[c] else 0):
                 Image.fromarray(_face_like() + i).save(tmp_path / split / c / f"{i}.png")
-    return {"data_dir": str(tmp_path), "img_height": 48, "img_width": 48, "drop_blank": False,
-            "validation_split": 0.25, "seed": 0}
+    return cnn_params.get_params([f"--data_dir={tmp_path}", "--img_height=48", "--img_width=48",
+                                  "--validation_split=0.25", "--seed=0"])
 
 
 def test_empty_missing_and_unknown_class_folders_are_reported(tmp_path, capsys):
