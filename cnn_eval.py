@@ -4,6 +4,7 @@
     python cnn_eval.py --model=PATH --images=DIR        # DIR: class subfolders, or plain image files
     python cnn_eval.py photo1.jpg photo2.png            # single files (predicted only)
     python cnn_eval.py --tta=flip                       # average each image with its mirror
+    python cnn_eval.py --tta=crops                      # ten-crop: 4 corners and centre, each mirrored
     python cnn_eval.py --detect_faces=True photo.jpg    # crop the largest face first, as FER-2013's are
 
 eval.png beside eval.json shows each image as the network saw it, with its
@@ -22,6 +23,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np
 
 import cnn_data
+import cnn_params
 
 OPTIONS = {"model": "log/model.keras", "images": "test_images", "out": "", "tta": "none", "detect_faces": "False"}
 SHEET_MAX = 64    # faces drawn on eval.png
@@ -38,8 +40,8 @@ def parse_args(argv):
             options[name] = value
         else:
             files.append(arg)
-    if options["tta"] not in ("none", "flip"):
-        sys.exit(f"error: --tta={options['tta']}: expected none or flip")
+    if options["tta"] not in cnn_params.CHOICES["tta"]:
+        sys.exit(f"error: --tta={options['tta']}: expected one of: {', '.join(cnn_params.CHOICES['tta'])}")
     if options["detect_faces"] not in ("True", "False"):
         sys.exit(f"error: --detect_faces={options['detect_faces']}: expected True or False")
     options["detect_faces"] = options["detect_faces"] == "True"

@@ -5,6 +5,7 @@ also runs on the JAX backend (KERAS_BACKEND=jax).
 """
 import csv
 import json
+import math
 import os
 import tempfile
 import time
@@ -216,14 +217,28 @@ def train(model, train_ds, val_ds, p, classes, class_weight=None):
         keras.callbacks.CSVLogger(history_path, append=True),
         SaveBest(os.path.join(out, "model.keras"), classes, p, best),
         keras.callbacks.TerminateOnNaN(),
-        keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=p["lr_factor"],
-                                          patience=p["lr_patience"], min_lr=p["min_learning_rate"]),
+        learning_rate_callback(p),
         TimeBudget(p["max_minutes"]),
         keras.callbacks.BackupAndRestore(backup_dir),
     ]
     model.fit(train_ds, validation_data=val_ds, epochs=p["epochs"], class_weight=class_weight,
               callbacks=callbacks, verbose=2)
     return _read_history(history_path)
+
+
+def learning_rate_callback(p):
+    """"plateau": divide the rate when val_loss stalls (the reports' recipe).
+    "cosine": anneal from learning_rate to min_learning_rate over `epochs`, by
+    epoch number, so a resumed run and a rerun with the same seed get the same rates.
+    """
+    if p["lr_schedule"] == "plateau":
+        return keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=p["lr_factor"],
+                                                 patience=p["lr_patience"], min_lr=p["min_learning_rate"])
+    if p["lr_schedule"] == "cosine":
+        top, floor, epochs = p["learning_rate"], p["min_learning_rate"], max(p["epochs"] - 1, 1)
+        return keras.callbacks.LearningRateScheduler(
+            lambda epoch: floor + (top - floor) * 0.5 * (1 + math.cos(math.pi * min(epoch / epochs, 1.0))))
+    raise ValueError(f"unknown lr_schedule {p['lr_schedule']!r}; use 'plateau' or 'cosine'")
 
 
 def _finished_epochs(backup_dir):
@@ -257,19 +272,38 @@ def _write_history(path, rows):
 def predict(model, images, tta="none", batch_size=256):
     """Class probabilities for a (n, h, w, 1) array of 0..255 pixels.
 
-    tta="flip" averages the probabilities of each image and its mirror image
-    (test-time augmentation; faces are near-symmetric, their labels fully so).
+    Test-time augmentation averages the probabilities of several views of each face:
+    tta="flip": the image and its mirror (faces are near-symmetric, their labels fully so);
+    tta="crops": ten-crop, the four corner crops and the centre crop (CROP_FRACTION
+    of each side), each with its mirror, resized back to the input size.
     """
     if len(images) == 0:
         return np.zeros((0, model.output_shape[-1]), np.float32)
-    if tta not in ("none", "flip"):
-        raise ValueError(f"unknown tta {tta!r}; use 'none' or 'flip'")
+    if tta not in ("none", "flip", "crops"):
+        raise ValueError(f"unknown tta {tta!r}; use 'none', 'flip' or 'crops'")
     images = images.astype(np.float32)
-    probabilities = np.asarray(model.predict(images, batch_size=batch_size, verbose=0))
-    if tta == "flip":
-        mirrored = np.asarray(model.predict(images[:, :, ::-1], batch_size=batch_size, verbose=0))
-        probabilities = (probabilities + mirrored) / 2
-    return probabilities
+    if tta == "none":
+        views = [images]
+    elif tta == "flip":
+        views = [images, images[:, :, ::-1]]
+    else:
+        size = images.shape[1:3]
+        views = [np.asarray(keras.ops.image.resize(crop, size)) for crop in ten_crops(images)]
+    probabilities = [np.asarray(model.predict(view, batch_size=batch_size, verbose=0)) for view in views]
+    return np.mean(probabilities, axis=0)
+
+
+CROP_FRACTION = 0.9     # ten-crop side, as a fraction of the image side (43 of 48 pixels)
+
+
+def ten_crops(images, fraction=CROP_FRACTION):
+    """The 10 views of ten-crop TTA, each (n, c, c, channels): top-left, top-right,
+    bottom-left, bottom-right and centre crops, then the same five mirrored."""
+    h, w = images.shape[1:3]
+    ch, cw = int(round(h * fraction)), int(round(w * fraction))
+    corners = [(0, 0), (0, w - cw), (h - ch, 0), (h - ch, w - cw), ((h - ch) // 2, (w - cw) // 2)]
+    crops = [images[:, y:y + ch, x:x + cw] for y, x in corners]
+    return crops + [crop[:, :, ::-1] for crop in crops]
 
 
 def confusion_matrix(labels, predicted, n_classes):

@@ -48,11 +48,13 @@ epochs = 30
 batch_size = 32              # the demo set is small: 32 gives enough steps per epoch to leave the first plateau (64 stalled some seeds)
 optimizer = "adam"          # "adam" or "sgd" (with Nesterov momentum 0.9)
 learning_rate = 2e-3
-lr_patience = 3             # ReduceLROnPlateau: epochs without val_loss progress before ...
+lr_schedule = "plateau"     # "plateau" (as both reports) or "cosine" (learning_rate down to min_learning_rate over epochs)
+lr_patience = 3             # plateau: epochs without val_loss progress before ...
 lr_factor = 0.1             # ... the learning rate is multiplied by this ...
 min_learning_rate = 1e-5    # ... down to this floor
 seed = 1337                 # same seed, same machine: same split, same weights, same metrics
-tta = "none"                # test-time augmentation when scoring: "none" or "flip" (image and mirror averaged)
+tta = "none"                # test-time augmentation when scoring: "none", "flip" (image and mirror averaged)
+                            # or "crops" (ten-crop: 4 corners and centre, each with its mirror)
 max_minutes = 0.0           # stop after the epoch that crosses this training-time budget (0: no budget)
 precision = "float32"       # or "mixed_bfloat16" (CPUs with AMX/AVX512-BF16: about 2x faster training),
                             # "mixed_float16" on a GPU; the softmax output always stays float32.
@@ -142,12 +144,17 @@ EXPERIMENTS = {
     "fer_sota": dict(data_dir="data/fer2013", preset="fer_sota", augment_dataset=False, class_weights=False,
                      live_augment=True, rotation_degrees=10.0, shift_fraction=0.1, optimizer="adam",
                      learning_rate=1e-3, lr_patience=3, lr_factor=0.5, batch_size=64, epochs=60,
-                     precision="mixed_bfloat16", max_minutes=60.0, tta="flip"),
+                     precision="mixed_bfloat16", max_minutes=60.0, tta="crops"),
     "qider": dict(data_dir="data/demo", preset="qider", img_height=96, img_width=96, augment_dataset=True,
                   class_weights=True, live_augment=False, epochs=30),
     "qider_nodrop": dict(data_dir="data/demo", preset="qider_nodrop", img_height=96, img_width=96, augment_dataset=True,
                          class_weights=True, live_augment=False, epochs=30),
 }
+
+
+# The values a text parameter can take, checked before anything runs.
+CHOICES = {"optimizer": ("adam", "sgd"), "lr_schedule": ("plateau", "cosine"), "tta": ("none", "flip", "crops"),
+            "precision": ("float32", "mixed_bfloat16", "mixed_float16")}
 
 
 def _defaults():
@@ -195,6 +202,9 @@ def get_params(argv=()):
         params[name] = _parse(name, text, params[name])
     if params["preset"] not in PRESETS:
         raise ValueError(f"unknown preset {params['preset']!r}; choose one of: {', '.join(PRESETS)}")
+    for name, allowed in CHOICES.items():
+        if params[name] not in allowed:
+            raise ValueError(f"--{name}={params[name]}: choose one of: {', '.join(allowed)}")
     return params
 
 

@@ -37,12 +37,12 @@ def test_loss_is_cross_entropy_of_the_true_class():
     assert m["loss"] == pytest.approx(-np.mean(np.log([0.7, 0.8, 0.25, 0.2])))
 
 
-def _left_right_model():
+def _left_right_model(size=4):
     """A model that answers class 0 for a bright left half and class 1 for a bright right half."""
-    inputs = keras.Input((4, 4, 1))
+    inputs = keras.Input((size, size, 1))
     outputs = keras.layers.Dense(2, activation="softmax", use_bias=False)(keras.layers.Flatten()(inputs))
     model = keras.Model(inputs, outputs)
-    left = np.tile([1.0, 1.0, 0.0, 0.0], 4)
+    left = np.tile([1.0] * (size // 2) + [0.0] * (size // 2), size)
     model.layers[-1].set_weights([np.stack([left, 1 - left], axis=1) * 0.05])
     return model
 
@@ -58,4 +58,27 @@ def test_flip_tta_averages_an_image_and_its_mirror():
     np.testing.assert_allclose(with_tta, (plain + mirrored) / 2, atol=1e-6)
     np.testing.assert_allclose(with_tta, [[0.5, 0.5]], atol=1e-6)
     with pytest.raises(ValueError, match="unknown tta"):
-        cnn_model.predict(model, image, tta="crops")
+        cnn_model.predict(model, image, tta="mirror")
+
+
+def test_ten_crops_are_the_four_corners_and_the_centre_each_mirrored():
+    image = np.arange(100, dtype=np.float32).reshape(1, 10, 10, 1)
+    crops = cnn_model.ten_crops(image, fraction=0.8)              # 8x8 crops of a 10x10 image
+    assert len(crops) == 10 and all(c.shape == (1, 8, 8, 1) for c in crops)
+    for crop, (y, x) in zip(crops[:5], [(0, 0), (0, 2), (2, 0), (2, 2), (1, 1)]):
+        np.testing.assert_array_equal(crop[0, :, :, 0], image[0, y:y + 8, x:x + 8, 0])
+    for crop, mirror in zip(crops[:5], crops[5:]):
+        np.testing.assert_array_equal(mirror, crop[:, :, ::-1])
+
+
+def test_crops_tta_averages_the_ten_views():
+    model = _left_right_model(20)
+    image = np.zeros((1, 20, 20, 1), np.float32)
+    image[:, :, :10] = 200                                   # bright left half
+    views = [np.asarray(keras.ops.image.resize(c, (20, 20))) for c in cnn_model.ten_crops(image)]
+    assert not np.allclose(views[0], views[1]) and not np.allclose(views[0], image)
+    expected = np.mean([cnn_model.predict(model, v) for v in views], axis=0)
+    with_tta = cnn_model.predict(model, image, tta="crops")
+    np.testing.assert_allclose(with_tta, expected, atol=1e-6)
+    # the five crops lean left, their five mirrors lean right: the average is even
+    np.testing.assert_allclose(with_tta, [[0.5, 0.5]], atol=1e-6)

@@ -91,3 +91,19 @@ def test_a_model_whose_classes_do_not_match_its_outputs_is_reported(tmp_path):
     cnn_model.save_model(cnn_model.build_model(cnn_params.PRESETS["dense"], (48, 48, 1), 7), path, ["a", "b", "c"], {})
     with pytest.raises(cnn_model.ModelError, match="has 7 outputs but 3 class names"):
         cnn_model.load_model(path)
+
+
+def test_cosine_schedule_anneals_to_the_floor_over_the_epochs(tmp_path):
+    import tensorflow as tf
+    p = cnn_params.get_params(["--lr_schedule=cosine", "--epochs=3", "--learning_rate=0.01",
+                               "--min_learning_rate=0.001", f"--out_dir={tmp_path}"])
+    schedule = cnn_model.learning_rate_callback(p).schedule
+    assert [round(schedule(e), 6) for e in range(3)] == [0.01, 0.0055, 0.001]
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0, 255, (32, 8, 8, 1)).astype(np.float32)
+    y = keras.utils.to_categorical(rng.integers(0, 2, 32), 2)
+    ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(8)
+    model = cnn_model.compile_model(cnn_model.build_model(cnn_params.PRESETS["dense"], (8, 8, 1), 2), p)
+    history = cnn_model.train(model, ds, ds, p, ["a", "b"])
+    assert len(history) == 3
+    assert float(model.optimizer.learning_rate) == pytest.approx(0.001)
