@@ -338,6 +338,24 @@ def score(probabilities, labels, classes):
             "confusion_matrix": matrix.tolist()}
 
 
+def stuck_on_one_class(result, classes, share=0.95):
+    """A one-line warning when nearly every prediction is the same class, else "".
+
+    That is a network that stopped learning: with no batch norm and a large
+    learning rate its ReLUs can all die in the first epoch, and its loss then
+    sits at ln(number of classes) for the rest of the run.
+    """
+    if not result.get("n"):
+        return ""
+    predicted = np.asarray(result["confusion_matrix"]).sum(axis=0)
+    top = int(predicted.argmax())
+    if predicted[top] < share * predicted.sum():
+        return ""
+    return (f"warning: the model predicts {classes[top]!r} for {predicted[top] / predicted.sum():.0%} of "
+            f"these images: it has stopped learning; try a smaller --learning_rate (e.g. 1e-3) "
+            f"or a preset with batch norm")
+
+
 def predict_one(model, image):
     """Probabilities for one (h, w, 1) image through the compiled predict step.
 

@@ -25,7 +25,7 @@ def percent(split):
 
 
 def table(runs_dir):
-    rows = ["| run | experiment | preset | data | epochs run | train % | val % | test % | test % with flip TTA "
+    rows = ["| run | experiment | preset | data | epochs run | train % | val % | test % | test % with TTA "
             "| the report states | wall time |",
             "|---|---|---|---|---:|---:|---:|---:|---:|---|---:|"]
     for path in sorted(glob.glob(os.path.join(runs_dir, "*", "metrics.json"))):
@@ -34,11 +34,12 @@ def table(runs_dir):
         run = os.path.basename(os.path.dirname(path))
         name = m.get("experiment") or "-"
         test = m.get("test", {})
-        tta = test.get("tta_flip", {}).get("accuracy")
+        tta_name = m.get("tta", "none")
+        tta = test.get("tta_" + tta_name, {}).get("accuracy")
         data = "demo set" if "demo" in m.get("data_dir", "") else os.path.basename(m.get("data_dir", "").rstrip("/"))
         rows.append(f"| {run} | {name} | {m.get('preset', '')} | {data} | {m.get('epochs_run', '')} "
                     f"| {percent(m.get('train'))} | {percent(m.get('val'))} | {percent(test)} "
-                    f"| {f'{100 * tta:.1f}' if tta is not None else '-'} | {REPORTED.get(name, '')} "
+                    f"| {f'{100 * tta:.1f} ({tta_name})' if tta is not None else '-'} | {REPORTED.get(name, '-')} "
                     f"| {m.get('wall_time_s', 0) / 60:.1f} min |")
     return "\n".join(rows) + "\n"
 

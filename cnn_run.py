@@ -113,6 +113,9 @@ def main(argv):
         if m["n"]:
             extra = f"{m['tta_' + p['tta']]['accuracy']:>12.4f}" if tta_column else ""
             print(f"{split:<8}{m['n']:>8}{m['loss']:>9.4f}{m['accuracy']:>10.4f}{m['macro_f1']:>10.4f}{extra}")
+    warning = cnn_model.stuck_on_one_class(metrics["val"], classes)
+    if warning:
+        print(warning.replace("these images", "the validation images"))
     print(f"saved {model_path} and plots in {p['out_dir']}/ ({metrics['wall_time_s']:.0f} s)")
 
 

@@ -82,3 +82,13 @@ def test_crops_tta_averages_the_ten_views():
     np.testing.assert_allclose(with_tta, expected, atol=1e-6)
     # the five crops lean left, their five mirrors lean right: the average is even
     np.testing.assert_allclose(with_tta, [[0.5, 0.5]], atol=1e-6)
+
+
+def test_a_model_stuck_on_one_class_is_called_out():
+    classes = ["angry", "happy", "sad"]
+    labels = np.array([0, 1, 2, 1, 0, 2] * 10)
+    stuck = np.tile([0.2, 0.6, 0.2], (60, 1))                    # "happy" for every face
+    warning = cnn_model.stuck_on_one_class(cnn_model.score(stuck, labels, classes), classes)
+    assert "'happy' for 100%" in warning and "learning_rate" in warning
+    learning = np.eye(3)[labels] * 0.5 + 0.25                    # right on every face
+    assert cnn_model.stuck_on_one_class(cnn_model.score(learning, labels, classes), classes) == ""
