@@ -84,6 +84,28 @@ def _vgg16_base(x, weights_path):
     return base(x)
 
 
+def distribution(name):
+    """The tf.distribute strategy to build and train under, and its number of replicas.
+
+    "auto" mirrors over the GPUs when there are several and otherwise uses the
+    one default device; "mirrored" always mirrors, over the GPUs or, without
+    any, over the CPU devices. Keras's fit then splits each global batch
+    between the replicas and averages their gradients.
+    """
+    import contextlib
+    if keras.backend.backend() != "tensorflow":
+        if name == "mirrored":
+            raise ValueError("--strategy=mirrored needs the TensorFlow backend (KERAS_BACKEND=tensorflow)")
+        return contextlib.nullcontext(), 1
+    import tensorflow as tf
+    gpus = [d.name for d in tf.config.list_logical_devices("GPU")]
+    if name == "auto" and len(gpus) < 2:
+        return contextlib.nullcontext(), 1
+    devices = gpus or [d.name for d in tf.config.list_logical_devices("CPU")]
+    strategy = tf.distribute.MirroredStrategy(devices)
+    return strategy.scope(), strategy.num_replicas_in_sync
+
+
 def compile_model(model, p):
     if p["optimizer"] == "adam":
         optimizer = keras.optimizers.Adam(p["learning_rate"])
@@ -212,12 +234,14 @@ def train(model, train_ds, val_ds, p, classes, class_weight=None):
     best = max((float(r["val_accuracy"]) for r in rows), default=-1.0)
 
     callbacks = [
-        # Order matters: the history row and the best model are written before the
-        # backup, so a kill in between redoes the epoch rather than losing its row.
+        # Order matters: the learning-rate callback puts the epoch's rate into the
+        # logs before the history row is written, and the history row and the best
+        # model are written before the backup, so a kill in between redoes the
+        # epoch rather than losing its row.
+        learning_rate_callback(p),
         keras.callbacks.CSVLogger(history_path, append=True),
         SaveBest(os.path.join(out, "model.keras"), classes, p, best),
         keras.callbacks.TerminateOnNaN(),
-        learning_rate_callback(p),
         TimeBudget(p["max_minutes"]),
         keras.callbacks.BackupAndRestore(backup_dir),
     ]

@@ -56,6 +56,9 @@ seed = 1337                 # same seed, same machine: same split, same weights,
 tta = "none"                # test-time augmentation when scoring: "none", "flip" (image and mirror averaged)
                             # or "crops" (ten-crop: 4 corners and centre, each with its mirror)
 max_minutes = 0.0           # stop after the epoch that crosses this training-time budget (0: no budget)
+strategy = "auto"           # "auto": tf.distribute.MirroredStrategy when several GPUs are visible, else one device;
+                            # "mirrored": MirroredStrategy over every GPU (or every CPU device) of this machine.
+                            # batch_size is per replica: the global batch is batch_size x replicas.
 precision = "float32"       # or "mixed_bfloat16" (CPUs with AMX/AVX512-BF16: about 2x faster training),
                             # "mixed_float16" on a GPU; the softmax output always stays float32.
                             # XLA (jit_compile) is left to Keras's automatic choice: forcing it made
@@ -154,7 +157,7 @@ EXPERIMENTS = {
 
 # The values a text parameter can take, checked before anything runs.
 CHOICES = {"optimizer": ("adam", "sgd"), "lr_schedule": ("plateau", "cosine"), "tta": ("none", "flip", "crops"),
-            "precision": ("float32", "mixed_bfloat16", "mixed_float16")}
+            "precision": ("float32", "mixed_bfloat16", "mixed_float16"), "strategy": ("auto", "mirrored")}
 
 
 def _defaults():

@@ -63,14 +63,21 @@ def main(argv):
     augmenter = cnn_data.live_augmenter(p, p["seed"]) if p["live_augment"] else None
     if augmenter is not None:
         plot_augmented(x_fit, augmenter, os.path.join(p["out_dir"], "augmented_examples.png"), p["seed"])
-    train_ds = cnn_data.make_dataset(x_fit, y_fit, len(classes), p["batch_size"], training=True,
+    # Several devices (--strategy): each replica takes batch_size images of every
+    # global batch, so the global batch grows with the number of replicas.
+    scope, replicas = cnn_model.distribution(p["strategy"])
+    batch = p["batch_size"] * replicas
+    if replicas > 1:
+        print(f"training on {replicas} replicas (MirroredStrategy), global batch {batch}")
+    train_ds = cnn_data.make_dataset(x_fit, y_fit, len(classes), batch, training=True,
                                      augmenter=augmenter, seed=p["seed"])
-    val_ds = cnn_data.make_dataset(x_val, y_val, len(classes), p["batch_size"])
-    model = cnn_model.build_model(cnn_params.PRESETS[p["preset"]], (p["img_height"], p["img_width"], p["channels"]),
-                                  len(classes), p["dense_init"], name=p["preset"], vgg16_weights=p["vgg16_weights"])
-    if p["init_model"]:
-        start_from(model, p["init_model"], classes)
-    cnn_model.compile_model(model, p)
+    val_ds = cnn_data.make_dataset(x_val, y_val, len(classes), batch)
+    with scope:
+        model = cnn_model.build_model(cnn_params.PRESETS[p["preset"]], (p["img_height"], p["img_width"], p["channels"]),
+                                      len(classes), p["dense_init"], name=p["preset"], vgg16_weights=p["vgg16_weights"])
+        if p["init_model"]:
+            start_from(model, p["init_model"], classes)
+        cnn_model.compile_model(model, p)
     model.summary()
 
     # 3. Train. The best epoch (by validation accuracy) is saved as model.keras.

@@ -105,5 +105,5 @@ def test_cosine_schedule_anneals_to_the_floor_over_the_epochs(tmp_path):
     ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(8)
     model = cnn_model.compile_model(cnn_model.build_model(cnn_params.PRESETS["dense"], (8, 8, 1), 2), p)
     history = cnn_model.train(model, ds, ds, p, ["a", "b"])
-    assert len(history) == 3
+    assert [round(float(row["learning_rate"]), 6) for row in history] == [0.01, 0.0055, 0.001]
     assert float(model.optimizer.learning_rate) == pytest.approx(0.001)
