@@ -385,13 +385,19 @@ def class_weights(labels, n_classes):
 
 def live_augmenter(p, seed):
     """The FER-2013 report's ImageDataGenerator settings, as Keras preprocessing layers:
-    horizontal flip, rotation of rotation_degrees, width and height shift of shift_fraction."""
+    horizontal flip, rotation of rotation_degrees, width and height shift of shift_fraction;
+    then, when random_erasing > 0, a noise patch on that share of the faces."""
     import keras
-    return keras.Sequential([
+    layers = [
         keras.layers.RandomFlip("horizontal", seed=seed),
         keras.layers.RandomRotation(p["rotation_degrees"] / 360.0, fill_mode="nearest", seed=seed),
         keras.layers.RandomTranslation(p["shift_fraction"], p["shift_fraction"], fill_mode="nearest", seed=seed),
-    ], name="live_augment")
+    ]
+    if p["random_erasing"] > 0:
+        # factor as (x, x): a fixed chance per face (a single float would draw the chance itself).
+        chance = (p["random_erasing"], p["random_erasing"])
+        layers.append(keras.layers.RandomErasing(factor=chance, value_range=(0, 255), seed=seed))
+    return keras.Sequential(layers, name="live_augment")
 
 
 def make_dataset(images, labels, n_classes, batch_size, training=False, augmenter=None, seed=0):

@@ -113,7 +113,8 @@ def compile_model(model, p):
         optimizer = keras.optimizers.SGD(p["learning_rate"], momentum=0.9, nesterov=True)
     else:
         raise ValueError(f"unknown optimizer {p['optimizer']!r}; use 'adam' or 'sgd'")
-    model.compile(optimizer=optimizer, loss="categorical_crossentropy", metrics=["accuracy"])
+    loss = keras.losses.CategoricalCrossentropy(label_smoothing=p["label_smoothing"])
+    model.compile(optimizer=optimizer, loss=loss, metrics=["accuracy"])
     return model
 
 

@@ -36,6 +36,19 @@ def test_live_augmentation_keeps_shape_and_value_range():
     assert not np.allclose(out, faces)
 
 
+def test_random_erasing_puts_a_patch_on_the_chosen_share_of_faces():
+    # A uniform face is unchanged by flip, rotation and shift (nearest fill): only erasing can alter it.
+    faces = np.full((64, 48, 48, 1), 100.0, np.float32)
+    changed = {}
+    for chance in (0.0, 0.5, 1.0):
+        p = cnn_params.get_params(["--experiment=fer_sota", f"--random_erasing={chance}"])
+        out = np.asarray(cnn_data.live_augmenter(p, seed=0)(faces, training=True))
+        patch = (np.abs(out - 100.0) > 0.5).reshape(64, -1)   # rotation leaves float rounding
+        changed[chance] = int(patch.any(axis=1).sum())
+        assert patch.mean(axis=1).max() < 0.5      # a patch, never the whole face
+    assert changed[0.0] == 0 and changed[1.0] == 64 and 16 < changed[0.5] < 48, changed
+
+
 def _write_csv(fer_slice, path, per_class=3):
     """fer2013.csv rows written from real images of the folders: returns {row source: image path}."""
     rows, origin = [], {}

@@ -107,3 +107,25 @@ def test_cosine_schedule_anneals_to_the_floor_over_the_epochs(tmp_path):
     history = cnn_model.train(model, ds, ds, p, ["a", "b"])
     assert [round(float(row["learning_rate"]), 6) for row in history] == [0.01, 0.0055, 0.001]
     assert float(model.optimizer.learning_rate) == pytest.approx(0.001)
+
+
+def test_label_smoothing_trains_towards_softened_targets():
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0, 255, (16, 8, 8, 1)).astype(np.float32)
+    y = keras.utils.to_categorical(rng.integers(0, 4, 16), 4)
+    model = cnn_model.build_model(cnn_params.PRESETS["dense"], (8, 8, 1), 4)
+    cnn_model.compile_model(model, cnn_params.get_params(["--label_smoothing=0.2"]))
+    targets = 0.8 * y + 0.2 / 4
+
+    def cross_entropy(labels, probs):
+        return float(np.mean(-np.sum(labels * np.log(np.clip(probs, 1e-7, 1.0)), axis=1)))
+
+    # The compiled loss, on confident answers (right on half the faces), where smoothing matters.
+    confident = np.where(y == 1, 0.9, 0.1 / 3)
+    confident[::2] = np.roll(confident[::2], 1, axis=1)
+    loss = float(model.loss(y, confident))
+    assert loss == pytest.approx(cross_entropy(targets, confident), rel=1e-4)
+    assert abs(loss - cross_entropy(y, confident)) > 0.1
+    # ... and the loss the model reports when it evaluates.
+    reported = model.evaluate(x, y, verbose=0)[0]
+    assert reported == pytest.approx(cross_entropy(targets, model.predict(x, verbose=0)), rel=1e-4)
