@@ -58,7 +58,7 @@ label_smoothing = 0.0       # train towards (1 - x) on the true class and x spre
 seed = 1337                 # same seed, same machine: same split, same weights, same metrics
 tta = "none"                # test-time augmentation when scoring: "none", "flip" (image and mirror averaged)
                             # or "crops" (ten-crop: 4 corners and centre, each with its mirror)
-max_minutes = 0.0           # stop after the epoch that crosses this training-time budget (0: no budget)
+max_minutes = 0.0           # stop before an epoch that would end past this training-time budget (0: no budget)
 strategy = "auto"           # "auto": tf.distribute.MirroredStrategy when several GPUs are visible, else one device;
                             # "mirrored": MirroredStrategy over every GPU (or every CPU device) of this machine.
                             # batch_size is per replica: the global batch is batch_size x replicas.
