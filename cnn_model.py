@@ -106,6 +106,22 @@ def distribution(name):
     return strategy.scope(), strategy.num_replicas_in_sync
 
 
+def machine():
+    """What a run computes on, for its metrics.json: e.g. "jax on NVIDIA H100 80GB HBM3"
+    or "tensorflow on CPU". Wall times mean little without it."""
+    backend = keras.backend.backend()
+    kind = "CPU"
+    if backend == "jax":
+        import jax
+        kind = jax.devices()[0].device_kind
+    elif backend == "tensorflow":
+        import tensorflow as tf
+        gpus = tf.config.list_physical_devices("GPU")
+        if gpus:
+            kind = tf.config.experimental.get_device_details(gpus[0]).get("device_name", "GPU")
+    return f"{backend} on {kind}"
+
+
 def compile_model(model, p):
     if p["optimizer"] == "adam":
         optimizer = keras.optimizers.Adam(p["learning_rate"])

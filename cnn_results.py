@@ -26,8 +26,8 @@ def percent(split):
 
 def table(runs_dir):
     rows = ["| run | experiment | preset | data | epochs run | train % | val % | test % | test % with TTA "
-            "| the report states | wall time |",
-            "|---|---|---|---|---:|---:|---:|---:|---:|---|---:|"]
+            "| the report states | wall time | machine |",
+            "|---|---|---|---|---:|---:|---:|---:|---:|---|---:|---|"]
     for path in sorted(glob.glob(os.path.join(runs_dir, "*", "metrics.json"))):
         with open(path) as f:
             m = json.load(f)
@@ -40,7 +40,7 @@ def table(runs_dir):
         rows.append(f"| {run} | {name} | {m.get('preset', '')} | {data} | {m.get('epochs_run', '')} "
                     f"| {percent(m.get('train'))} | {percent(m.get('val'))} | {percent(test)} "
                     f"| {f'{100 * tta:.1f} ({tta_name})' if tta is not None else '-'} | {REPORTED.get(name, '-')} "
-                    f"| {m.get('wall_time_s', 0) / 60:.1f} min |")
+                    f"| {m.get('wall_time_s', 0) / 60:.1f} min | {m.get('machine', '-')} |")
     return "\n".join(rows) + "\n"
 
 

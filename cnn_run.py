@@ -95,7 +95,7 @@ def main(argv):
     #    The protocol is stated, never implied: splits.json lists every file of each split.
     best, _, _ = cnn_model.load_model(model_path)
     metrics = {"classes": classes, "preset": p["preset"], "experiment": p["experiment"],
-               "data_dir": p["data_dir"], "epochs_run": len(history), "tta": p["tta"],
+               "data_dir": p["data_dir"], "epochs_run": len(history), "tta": p["tta"], "machine": cnn_model.machine(),
                "wall_time_s": round(time.time() - started, 1), "protocol": describe_splits(data, p)}
     cnn_model.write_json(os.path.join(p["out_dir"], "splits.json"),
                          {split: data[split][2] for split in ("train", "val", "test", "private_test") if split in data})

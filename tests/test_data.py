@@ -198,3 +198,46 @@ def test_empty_missing_and_unknown_class_folders_are_reported(tmp_path, capsys):
     assert "has no sad/ folder" in out
     images, labels, paths = data["test"]
     assert len(images) == 4 and set(labels) == {0} and all("/happy/" in p for p in paths)
+
+
+# ------------------------------------------------------------------ batches without TensorFlow
+
+def test_array_batches_shuffle_augment_and_train_like_the_tf_pipeline():
+    """array_batches is what make_dataset returns where TensorFlow is not installed
+    (Keras on JAX on a GPU machine). Run on any backend: CI's TensorFlow, or JAX,
+    where the augmenter is compiled."""
+    import keras
+    import cnn_model
+    n, size = 200, 48
+    labels = np.arange(n) % 2
+    images = np.zeros((n, size, size, 1), np.uint8)
+    images[:, :, :, 0] = (np.arange(n) % 250)[:, None, None]      # pixel value = which image
+    images[labels == 1, 20:28, 20:28] = 255                          # class 1: a bright square
+    batches = cnn_data.array_batches(images, labels, 2, 64, training=True, seed=3)
+    assert len(batches) == 4                                         # 64 + 64 + 64 + 8
+    x, y = batches[3]
+    assert x.shape == (8, size, size, 1) and y.shape == (8, 2)
+
+    def one_epoch():
+        xs, ys = zip(*(batches[i] for i in range(len(batches))))
+        return np.concatenate([np.asarray(x) for x in xs]), np.concatenate(ys)
+
+    first, first_y = one_epoch()
+    assert sorted(first[:, 0, 0, 0]) == sorted(images[:, 0, 0, 0].astype(np.float32))   # each image once
+    assert np.array_equal(first_y.argmax(1), first[:, 0, 0, 0].astype(int) % 250 % 2)   # labels follow
+    batches.on_epoch_end()
+    second, _ = one_epoch()
+    assert not np.array_equal(first[:, 0, 0, 0], second[:, 0, 0, 0])                    # a new order
+
+    p = cnn_params.get_params(["--experiment=fer_sota"])
+    augmented = cnn_data.array_batches(images, labels, 2, 64, augmenter=cnn_data.live_augmenter(p, 1))
+    x0, x1 = np.asarray(augmented[0][0]), np.asarray(augmented[0][0])
+    assert x0.shape == (64, size, size, 1) and not np.allclose(x0, x1)                  # fresh draws
+    assert np.allclose(np.sort(x0[1].ravel())[:100], 1)     # flips, shifts: still image 1's pixels
+
+    keras.utils.set_random_seed(0)
+    model = cnn_model.build_model(cnn_params.PRESETS["conv3"], (size, size, 1), 2)
+    cnn_model.compile_model(model, cnn_params.get_params(["--learning_rate=0.001"]))
+    model.fit(batches, epochs=8, verbose=0)
+    predicted = cnn_model.predict(model, images).argmax(1)
+    assert (predicted == labels).mean() > 0.9

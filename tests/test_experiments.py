@@ -117,6 +117,15 @@ def test_each_experiment_runs_one_short_epoch(name, fer_slice, demo_dir, tmp_pat
         assert (out / "augmented_examples.png").stat().st_size > 0
 
 
+def test_fer_sota_wide_is_fer_sota_at_twice_the_width():
+    narrow = cnn_model.build_model(cnn_params.PRESETS["fer_sota"], (48, 48, 1), 7)
+    wide = cnn_model.build_model(cnn_params.PRESETS["fer_sota_wide"], (48, 48, 1), 7)
+    widths = lambda m: [l.filters if hasattr(l, "filters") else l.units for l in m.layers
+                        if hasattr(l, "filters") or hasattr(l, "units")]
+    assert widths(wide)[:-1] == [2 * w for w in widths(narrow)[:-1]]   # the 7-way output stays
+    assert wide.count_params() == 7_057_351
+
+
 @pytest.mark.parametrize("precision", ["float32", "mixed_bfloat16"])
 def test_fer_sota_trains_a_few_batches_under_each_compute_policy(precision):
     import keras
