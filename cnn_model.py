@@ -232,10 +232,28 @@ class TimeBudget(keras.callbacks.Callback):
             self.model.stop_training = True
 
 
+class AtomicBackup(keras.callbacks.BackupAndRestore):
+    """Keras's BackupAndRestore, with each backup file replaced whole.
+
+    Keras writes latest.weights.h5 in place: a SIGKILL that lands during that
+    write (our resume test caught one) leaves a half-written file, and the next
+    start fails to read it. Here the weights go to a temporary file that is then
+    renamed, and the epoch count is written after them the same way, so a kill
+    leaves the last finished epoch's backup as it was.
+    """
+
+    def _save_model(self):
+        os.makedirs(self.backup_dir, exist_ok=True)
+        tmp = self._weights_path.replace(".weights.h5", ".tmp.weights.h5")   # Keras wants this suffix
+        self.model.save_weights(tmp, overwrite=True)
+        os.replace(tmp, self._weights_path)
+        write_json(self._training_metadata_path, {"epoch": self._current_epoch, "batch": self._last_batch_seen})
+
+
 def train(model, train_ds, val_ds, p, classes, class_weight=None):
     """model.fit with the callbacks that keep a run safe, resuming an interrupted one.
 
-    out_dir/backup holds the state of the last finished epoch (BackupAndRestore):
+    out_dir/backup holds the state of the last finished epoch (AtomicBackup):
     the same command started again after a crash or Ctrl-C continues from there.
     history.csv is cut back to that epoch, so it reads as if the run never stopped.
     """
@@ -260,7 +278,7 @@ def train(model, train_ds, val_ds, p, classes, class_weight=None):
         SaveBest(os.path.join(out, "model.keras"), classes, p, best),
         keras.callbacks.TerminateOnNaN(),
         TimeBudget(p["max_minutes"]),
-        keras.callbacks.BackupAndRestore(backup_dir),
+        AtomicBackup(backup_dir),
     ]
     model.fit(train_ds, validation_data=val_ds, epochs=p["epochs"], class_weight=class_weight,
               callbacks=callbacks, verbose=2)

@@ -1,4 +1,5 @@
 """cnn_model: networks built from the layer tables, saved with their classes, loaded safely."""
+import json
 import os
 import zipfile
 
@@ -129,3 +130,30 @@ def test_label_smoothing_trains_towards_softened_targets():
     # ... and the loss the model reports when it evaluates.
     reported = model.evaluate(x, y, verbose=0)[0]
     assert reported == pytest.approx(cross_entropy(targets, model.predict(x, verbose=0)), rel=1e-4)
+
+
+def test_a_kill_while_the_backup_is_written_leaves_the_last_one_readable(tmp_path, monkeypatch):
+    keras.utils.set_random_seed(0)
+    rng = np.random.default_rng(0)
+    faces = rng.uniform(0, 255, (64, 48, 48, 1)).astype(np.float32)
+    labels = keras.utils.to_categorical(rng.integers(0, 7, 64), 7)
+    model = cnn_model.build_model(cnn_params.PRESETS["conv3"], (48, 48, 1), 7)
+    cnn_model.compile_model(model, cnn_params.get_params([]))
+    backup_dir = tmp_path / "backup"
+    backup = cnn_model.AtomicBackup(str(backup_dir), delete_checkpoint=False)
+    model.fit(faces, labels, epochs=1, callbacks=[backup], verbose=0)
+    after_epoch_1 = model.get_weights()
+
+    def dies_half_way(filepath, overwrite=True):      # what a SIGKILL mid-write leaves behind
+        with open(filepath, "wb") as f:
+            f.write(b"\x89HDF\r\n\x1a\n and then nothing")
+        raise RuntimeError("killed")
+
+    monkeypatch.setattr(model, "save_weights", dies_half_way)
+    with pytest.raises(RuntimeError, match="killed"):
+        model.fit(faces, labels, epochs=2, callbacks=[backup], verbose=0)
+    assert json.loads((backup_dir / "training_metadata.json").read_text())["epoch"] == 1
+    fresh = cnn_model.build_model(cnn_params.PRESETS["conv3"], (48, 48, 1), 7)
+    fresh.load_weights(str(backup_dir / "latest.weights.h5"))
+    for restored, saved in zip(fresh.get_weights(), after_epoch_1):
+        np.testing.assert_array_equal(restored, saved)
