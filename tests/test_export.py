@@ -1,6 +1,8 @@
 """Export round trips: the exported model gives Keras's answers on 20 real FER-2013 faces."""
 import os
+import zipfile
 
+import h5py
 import numpy as np
 import pytest
 
@@ -80,3 +82,20 @@ def test_float32_keras_copy_of_a_bfloat16_model(fer_slice, tmp_path):
     assert os.path.getsize(written) < os.path.getsize(out / "model.keras") / 2     # no optimizer state
     faces = np.random.default_rng(0).uniform(0, 255, (8, 48, 48, 1)).astype(np.float32)
     np.testing.assert_allclose(cnn_model.predict(shipped, faces), cnn_model.predict(original, faces), atol=2e-2)
+
+
+def test_float16_weights_load_as_float32_in_half_the_file(trained, tmp_path):
+    out, faces, expected, classes = trained
+    full, _ = cnn_model.export(str(out / "model.keras"), "keras", str(tmp_path / "f32.keras"))
+    result = run_script("cnn_model.py", "export", f"--model={out / 'model.keras'}", "--format=keras_f16",
+                        f"--out={tmp_path / 'f16.keras'}", cwd=out)
+    assert result.returncode == 0, result.stderr[-2000:]
+    halved = tmp_path / "f16.keras"
+    assert os.path.getsize(halved) < 0.6 * os.path.getsize(full)
+    with zipfile.ZipFile(halved) as archive, archive.open("model.weights.h5") as f, h5py.File(f) as weights:
+        stored = []
+        weights.visititems(lambda name, item: stored.append(item.dtype) if isinstance(item, h5py.Dataset) else None)
+    assert stored and set(stored) == {np.dtype(np.float16)}
+    model, loaded_classes, _ = cnn_model.load_model(str(halved))
+    assert loaded_classes == classes and {v.dtype for v in model.weights} == {"float32"}
+    np.testing.assert_allclose(cnn_model.predict(model, faces), expected, atol=5e-3)
