@@ -172,7 +172,8 @@ def load_model(path):
     nothing in it is unpickled.
     """
     if not os.path.isfile(path):
-        raise ModelError(f"{path}: no such model file; train one with `python cnn_run.py` or give --model=PATH")
+        raise ModelError(f"{path}: no such model file; train one with `python cnn_run.py`, or give --model=PATH "
+                         "(--model=pretrained/fer2013.keras needs no training)")
     if not zipfile.is_zipfile(path):
         raise ModelError(f"{path}: not a Keras .keras model file (not a zip archive; truncated or another format)")
     try:
