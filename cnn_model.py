@@ -7,7 +7,9 @@ import csv
 import json
 import math
 import os
+import signal
 import tempfile
+import threading
 import time
 import zipfile
 
@@ -251,6 +253,31 @@ class AtomicBackup(keras.callbacks.BackupAndRestore):
         write_json(self._training_metadata_path, {"epoch": self._current_epoch, "batch": self._last_batch_seen})
 
 
+class CtrlC(keras.callbacks.Callback):
+    """Ctrl-C stops training between two batches, never in the middle of a save.
+
+    Python raises KeyboardInterrupt wherever the signal lands, and Keras's model
+    saving has a bare `except:` that can swallow it: one CI run trained on to the
+    end after its Ctrl-C. Here the signal only sets a flag, and the interrupt is
+    raised from this callback, after the batch (or the epoch's saves) finished.
+    A second Ctrl-C interrupts at once.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.pressed = False
+
+    def press(self, signum, frame):
+        self.pressed = True
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.pressed:
+            raise KeyboardInterrupt
+
+    on_test_batch_end = on_epoch_end = on_train_batch_end
+
+
 def train(model, train_ds, val_ds, p, classes, class_weight=None):
     """model.fit with the callbacks that keep a run safe, resuming an interrupted one.
 
@@ -280,9 +307,19 @@ def train(model, train_ds, val_ds, p, classes, class_weight=None):
         keras.callbacks.TerminateOnNaN(),
         TimeBudget(p["max_minutes"]),
         AtomicBackup(backup_dir),
+        ctrl_c := CtrlC(),            # last: an epoch's saves finish before Ctrl-C stops the run
     ]
-    model.fit(train_ds, validation_data=val_ds, epochs=p["epochs"], class_weight=class_weight,
-              callbacks=callbacks, verbose=2)
+    # Signal handlers can only be set from the main thread; elsewhere Ctrl-C keeps Python's default.
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGINT, ctrl_c.press) if in_main_thread else None
+    try:
+        model.fit(train_ds, validation_data=val_ds, epochs=p["epochs"], class_weight=class_weight,
+                  callbacks=callbacks, verbose=2)
+    finally:
+        if in_main_thread:
+            signal.signal(signal.SIGINT, previous)
+    if ctrl_c.pressed:                # pressed after the last epoch's callbacks ran
+        raise KeyboardInterrupt
     return _read_history(history_path)
 
 
