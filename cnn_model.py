@@ -313,8 +313,9 @@ def train(model, train_ds, val_ds, p, classes, class_weight=None):
     in_main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGINT, ctrl_c.press) if in_main_thread else None
     try:
+        # shuffle=False: the tf.data pipeline shuffles (Keras would only warn that it cannot).
         model.fit(train_ds, validation_data=val_ds, epochs=p["epochs"], class_weight=class_weight,
-                  callbacks=callbacks, verbose=2)
+                  callbacks=callbacks, shuffle=False, verbose=2)
     finally:
         if in_main_thread:
             signal.signal(signal.SIGINT, previous)
