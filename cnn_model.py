@@ -7,6 +7,7 @@ import csv
 import json
 import math
 import os
+import shutil
 import signal
 import tempfile
 import threading
@@ -284,11 +285,18 @@ def train(model, train_ds, val_ds, p, classes, class_weight=None):
     out_dir/backup holds the state of the last finished epoch (AtomicBackup):
     the same command started again after a crash or Ctrl-C continues from there.
     history.csv is cut back to that epoch, so it reads as if the run never stopped.
+    When training ends, backup/finished.json says so, and the backup stays until
+    the caller has evaluated the model (clear_backup): a crash or Ctrl-C during
+    the evaluation then reruns the evaluation, not hours of training.
     """
     out = p["out_dir"]
     os.makedirs(out, exist_ok=True)
     history_path = os.path.join(out, "history.csv")
     backup_dir = os.path.join(out, "backup")
+    finished_path = os.path.join(backup_dir, "finished.json")
+    if os.path.exists(finished_path):
+        print(f"training already finished ({finished_path}); evaluating its saved model")
+        return _read_history(history_path)
     done = _finished_epochs(backup_dir)
     rows = _read_history(history_path)[:done]
     if done:
@@ -306,7 +314,7 @@ def train(model, train_ds, val_ds, p, classes, class_weight=None):
         SaveBest(os.path.join(out, "model.keras"), classes, p, best),
         keras.callbacks.TerminateOnNaN(),
         TimeBudget(p["max_minutes"]),
-        AtomicBackup(backup_dir),
+        AtomicBackup(backup_dir, delete_checkpoint=False),
         ctrl_c := CtrlC(),            # last: an epoch's saves finish before Ctrl-C stops the run
     ]
     # Signal handlers can only be set from the main thread; elsewhere Ctrl-C keeps Python's default.
@@ -321,7 +329,14 @@ def train(model, train_ds, val_ds, p, classes, class_weight=None):
             signal.signal(signal.SIGINT, previous)
     if ctrl_c.pressed:                # pressed after the last epoch's callbacks ran
         raise KeyboardInterrupt
-    return _read_history(history_path)
+    history = _read_history(history_path)
+    write_json(finished_path, {"epochs": len(history)})
+    return history
+
+
+def clear_backup(out_dir):
+    """Remove out_dir/backup once a run is trained and evaluated: the next run there starts afresh."""
+    shutil.rmtree(os.path.join(out_dir, "backup"), ignore_errors=True)
 
 
 def learning_rate_callback(p):

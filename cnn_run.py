@@ -123,6 +123,7 @@ def main(argv):
     warning = cnn_model.stuck_on_one_class(metrics["val"], classes)
     if warning:
         print(warning.replace("these images", "the validation images"))
+    cnn_model.clear_backup(p["out_dir"])     # only now: a crash above reruns the evaluation, not the training
     print(f"saved {model_path} and plots in {p['out_dir']}/ ({metrics['wall_time_s']:.0f} s)")
 
 

@@ -190,3 +190,31 @@ def test_ctrl_c_swallowed_inside_a_save_still_stops_training(tmp_path, monkeypat
     assert json.loads((tmp_path / "backup" / "training_metadata.json").read_text())["epoch"] == 1
     assert len((tmp_path / "history.csv").read_text().splitlines()) == 2
     assert cnn_model.load_model(str(tmp_path / "model.keras"))[1] == ["a", "b"]
+
+
+def test_a_run_trained_but_not_yet_evaluated_is_not_trained_again(tmp_path, capsys):
+    # A crash or Ctrl-C during the evaluation that follows training: the same command
+    # again must evaluate the saved model, not train from scratch over it.
+    import tensorflow as tf
+    p = cnn_params.get_params(["--epochs=2", f"--out_dir={tmp_path}"])
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0, 255, (32, 8, 8, 1)).astype(np.float32)
+    y = keras.utils.to_categorical(rng.integers(0, 2, 32), 2)
+    ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(8)
+    model = cnn_model.compile_model(cnn_model.build_model(cnn_params.PRESETS["dense"], (8, 8, 1), 2), p)
+    first = cnn_model.train(model, ds, ds, p, ["a", "b"])
+    assert len(first) == 2 and (tmp_path / "backup" / "finished.json").exists()
+    saved = (tmp_path / "model.keras").read_bytes()
+
+    again = cnn_model.compile_model(cnn_model.build_model(cnn_params.PRESETS["dense"], (8, 8, 1), 2), p)
+    untrained = [w.copy() for w in again.get_weights()]
+    assert cnn_model.train(again, ds, ds, p, ["a", "b"]) == first
+    assert "training already finished" in capsys.readouterr().out
+    for now, before in zip(again.get_weights(), untrained):
+        np.testing.assert_array_equal(now, before)
+    assert (tmp_path / "model.keras").read_bytes() == saved
+
+    cnn_model.clear_backup(str(tmp_path))           # what cnn_run.py does once metrics.json is written
+    third = cnn_model.compile_model(cnn_model.build_model(cnn_params.PRESETS["dense"], (8, 8, 1), 2), p)
+    cnn_model.train(third, ds, ds, p, ["a", "b"])
+    assert "training already finished" not in capsys.readouterr().out
