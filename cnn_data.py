@@ -389,15 +389,17 @@ def live_augmenter(p, seed):
     horizontal flip, rotation of rotation_degrees, width and height shift of shift_fraction;
     then, when random_erasing > 0, a noise patch on that share of the faces."""
     import keras
+    # One seed per layer: layers given the same seed draw the same numbers, which
+    # turned every mirrored face one way, and moved it up or down with the flip.
     layers = [
         keras.layers.RandomFlip("horizontal", seed=seed),
-        keras.layers.RandomRotation(p["rotation_degrees"] / 360.0, fill_mode="nearest", seed=seed),
-        keras.layers.RandomTranslation(p["shift_fraction"], p["shift_fraction"], fill_mode="nearest", seed=seed),
+        keras.layers.RandomRotation(p["rotation_degrees"] / 360.0, fill_mode="nearest", seed=seed + 1),
+        keras.layers.RandomTranslation(p["shift_fraction"], p["shift_fraction"], fill_mode="nearest", seed=seed + 2),
     ]
     if p["random_erasing"] > 0:
         # factor as (x, x): a fixed chance per face (a single float would draw the chance itself).
         chance = (p["random_erasing"], p["random_erasing"])
-        layers.append(keras.layers.RandomErasing(factor=chance, value_range=(0, 255), seed=seed))
+        layers.append(keras.layers.RandomErasing(factor=chance, value_range=(0, 255), seed=seed + 3))
     return keras.Sequential(layers, name="live_augment")
 
 

@@ -241,3 +241,21 @@ def test_array_batches_shuffle_augment_and_train_like_the_tf_pipeline():
     model.fit(batches, epochs=8, verbose=0)
     predicted = cnn_model.predict(model, images).argmax(1)
     assert (predicted == labels).mean() > 0.9
+
+
+def test_live_augmenter_draws_flip_rotation_and_shift_independently():
+    """Each random layer needs its own seed: layers built with the same one draw the
+    same numbers, so every mirrored face would be turned one way and every other
+    face the other way, and the vertical shift would follow the flip."""
+    p = cnn_params.get_params(["--rotation_degrees=20", "--shift_fraction=0.1", "--random_erasing=0"])
+    faces = np.zeros((400, 48, 48, 1), np.float32)
+    faces[:, 22:27, 6:11] = 255.0                    # a bright spot left of centre, on the middle row
+    out = np.asarray(cnn_data.live_augmenter(p, 5)(faces, training=True), np.float32)[..., 0]
+    weight = out.sum(axis=(1, 2))
+    rows = (out.sum(axis=2) * np.arange(48)).sum(axis=1) / weight
+    cols = (out.sum(axis=1) * np.arange(48)).sum(axis=1) / weight
+    mirrored = cols > 23.5
+    assert 0.35 < mirrored.mean() < 0.65
+    # The spot's height after rotation and shift, mirrored or not: both ways in each group.
+    for group in (mirrored, ~mirrored):
+        assert 0.25 < (rows[group] > 24).mean() < 0.75
