@@ -214,6 +214,18 @@ class SaveBest(keras.callbacks.Callback):
             save_model(self.model, self.path, self.classes, self.run_params)
 
 
+class EpochTime(keras.callbacks.Callback):
+    """Put each epoch's duration into its history row ("seconds"): summed, they give
+    a resumed run's training time, which no single process saw whole."""
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.started = time.time()
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs["seconds"] = round(time.time() - self.started, 3)
+
+
 class TimeBudget(keras.callbacks.Callback):
     """Stop before an epoch that would not finish within max_minutes of training.
 
@@ -310,6 +322,7 @@ def train(model, train_ds, val_ds, p, classes, class_weight=None):
         # model are written before the backup, so a kill in between redoes the
         # epoch rather than losing its row.
         learning_rate_callback(p),
+        EpochTime(),
         keras.callbacks.CSVLogger(history_path, append=True),
         SaveBest(os.path.join(out, "model.keras"), classes, p, best),
         keras.callbacks.TerminateOnNaN(),
@@ -374,8 +387,11 @@ def _write_history(path, rows):
         if os.path.exists(path):
             os.remove(path)
         return
+    # The columns in CSVLogger's order, so the rows it appends line up; "seconds"
+    # (blank) is added to a history from before it was recorded.
+    fields = ["epoch"] + sorted(set(rows[0]) - {"epoch"} | {"seconds"})
     with open(path, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer = csv.DictWriter(f, fieldnames=fields, restval="")
         writer.writeheader()
         writer.writerows(rows)
 

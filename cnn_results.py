@@ -40,8 +40,13 @@ def table(runs_dir):
         rows.append(f"| {run} | {name} | {m.get('preset', '')} | {data} | {m.get('epochs_run', '')} "
                     f"| {percent(m.get('train'))} | {percent(m.get('val'))} | {percent(test)} "
                     f"| {f'{100 * tta:.1f} ({tta_name})' if tta is not None else '-'} | {REPORTED.get(name, '-')} "
-                    f"| {m.get('wall_time_s', 0) / 60:.1f} min | {m.get('machine', '-')} |")
+                    f"| {run_time(m) / 60:.1f} min | {m.get('machine', '-')} |")
     return "\n".join(rows) + "\n"
+
+
+def run_time(m):
+    """A resumed run's wall time counts only its last start; its epochs' own times count them all."""
+    return max(m.get("wall_time_s", 0), m.get("training_time_s", 0))
 
 
 def main(argv):

@@ -96,7 +96,8 @@ def main(argv):
     best, _, _ = cnn_model.load_model(model_path)
     metrics = {"classes": classes, "preset": p["preset"], "experiment": p["experiment"],
                "data_dir": p["data_dir"], "epochs_run": len(history), "tta": p["tta"], "machine": cnn_model.machine(),
-               "wall_time_s": round(time.time() - started, 1), "protocol": describe_splits(data, p)}
+               "wall_time_s": round(time.time() - started, 1), "training_time_s": training_time(history),
+               "protocol": describe_splits(data, p)}
     cnn_model.write_json(os.path.join(p["out_dir"], "splits.json"),
                          {split: data[split][2] for split in ("train", "val", "test", "private_test") if split in data})
     splits = {"train": (x_train, y_train), "val": (x_val, y_val)}
@@ -124,7 +125,13 @@ def main(argv):
     if warning:
         print(warning.replace("these images", "the validation images"))
     cnn_model.clear_backup(p["out_dir"])     # only now: a crash above reruns the evaluation, not the training
-    print(f"saved {model_path} and plots in {p['out_dir']}/ ({metrics['wall_time_s']:.0f} s)")
+    print(f"saved {model_path} and plots in {p['out_dir']}/ ({metrics['wall_time_s']:.0f} s; "
+          f"training {metrics['training_time_s']:.0f} s over {len(history)} epochs, counting any before a resume)")
+
+
+def training_time(history):
+    """Seconds spent in the run's epochs, across resumes (blank for epochs logged before this was kept)."""
+    return round(sum(float(row.get("seconds") or 0) for row in history), 1)
 
 
 def describe_splits(data, p):

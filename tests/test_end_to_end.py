@@ -162,10 +162,16 @@ def test_killed_run_resumes_from_the_last_finished_epoch(demo_dir, tmp_path):
     assert done in (killed_at - 1, killed_at) and done >= 1
     assert f"Epoch {done + 1}/6" in second.stdout and f"Epoch {done}/6" not in second.stdout
     with open(history) as f:
-        epochs = [int(r["epoch"]) for r in csv.DictReader(f)]
-    assert epochs == list(range(6))                 # each epoch once, as if the run never stopped
+        rows = list(csv.DictReader(f))
+    assert [int(r["epoch"]) for r in rows] == list(range(6))   # each epoch once, as if the run never stopped
     assert not (tmp_path / "backup").exists()       # the finished run cleans its backup
-    assert json.loads((tmp_path / "metrics.json").read_text())["epochs_run"] == 6
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["epochs_run"] == 6
+    # The training time counts the epochs trained before the kill, which this process never saw.
+    seconds = [float(r["seconds"]) for r in rows]
+    assert all(s > 0 for s in seconds)
+    assert metrics["training_time_s"] == pytest.approx(sum(seconds), abs=0.2)
+    assert metrics["training_time_s"] > sum(seconds[done:])
 
 
 def test_fer2013_slice_end_to_end(fer_slice, tmp_path, external_faces):
@@ -203,7 +209,9 @@ def test_same_seed_same_weights_and_metrics(demo_dir, tmp_path):
         result = run_script("cnn_run.py", f"--data_dir={demo_dir}", f"--out_dir={out}", "--epochs=2",
                             f"--seed={seed}", cwd=tmp_path)
         assert result.returncode == 0, result.stderr[-2000:]
-        runs[name] = ((out / "history.csv").read_text(), json.loads((out / "metrics.json").read_text()))
+        with open(out / "history.csv") as f:      # all but the epochs' durations
+            history = [{k: v for k, v in row.items() if k != "seconds"} for row in csv.DictReader(f)]
+        runs[name] = (history, json.loads((out / "metrics.json").read_text()))
     assert runs["a"][0] == runs["b"][0]
     assert runs["a"][1]["test"] == runs["b"][1]["test"] and runs["a"][1]["val"] == runs["b"][1]["val"]
     assert runs["a"][0] != runs["c"][0]

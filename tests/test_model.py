@@ -1,6 +1,8 @@
 """cnn_model: networks built from the layer tables, saved with their classes, loaded safely."""
+import csv
 import json
 import os
+import shutil
 import zipfile
 
 import numpy as np
@@ -218,3 +220,37 @@ def test_a_run_trained_but_not_yet_evaluated_is_not_trained_again(tmp_path, caps
     third = cnn_model.compile_model(cnn_model.build_model(cnn_params.PRESETS["dense"], (8, 8, 1), 2), p)
     cnn_model.train(third, ds, ds, p, ["a", "b"])
     assert "training already finished" not in capsys.readouterr().out
+
+
+def test_a_run_resumed_from_an_older_history_keeps_its_columns_in_line(tmp_path):
+    # A run started before "seconds" was logged, resumed now: CSVLogger appends rows
+    # with that column, so the rewritten history must have it too, in the same place.
+    import tensorflow as tf
+    p = cnn_params.get_params(["--epochs=2", f"--out_dir={tmp_path}"])
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0, 255, (32, 8, 8, 1)).astype(np.float32)
+    y = keras.utils.to_categorical(rng.integers(0, 2, 32), 2)
+    ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(8)
+    model = cnn_model.compile_model(cnn_model.build_model(cnn_params.PRESETS["dense"], (8, 8, 1), 2), p)
+    cnn_model.train(model, ds, ds, p, ["a", "b"])
+    history = tmp_path / "history.csv"
+    with open(history) as f:
+        rows = list(csv.DictReader(f))
+    old = [{k: v for k, v in row.items() if k != "seconds"} for row in rows[:1]]
+    with open(history, "w", newline="") as f:       # epoch 1 as an older version wrote it
+        writer = csv.DictWriter(f, fieldnames=list(old[0]))
+        writer.writeheader()
+        writer.writerows(old)
+    shutil.rmtree(tmp_path / "backup")
+    model.save_weights(str(tmp_path / "w.weights.h5"))
+    (tmp_path / "backup").mkdir()
+    os.replace(tmp_path / "w.weights.h5", tmp_path / "backup" / "latest.weights.h5")
+    (tmp_path / "backup" / "training_metadata.json").write_text('{"epoch": 1, "batch": 0}')
+
+    resumed = cnn_model.train(model, ds, ds, p, ["a", "b"])
+    assert [r["epoch"] for r in resumed] == ["0", "1"]
+    assert resumed[0]["seconds"] == "" and float(resumed[1]["seconds"]) > 0
+    assert resumed[0]["val_accuracy"] == old[0]["val_accuracy"]
+    for row in resumed:
+        assert 0 <= float(row["accuracy"]) <= 1 and 0 <= float(row["val_accuracy"]) <= 1
+        assert float(row["learning_rate"]) == pytest.approx(p["learning_rate"])
