@@ -403,17 +403,26 @@ def live_augmenter(p, seed):
     return keras.Sequential(layers, name="live_augment")
 
 
-def make_dataset(images, labels, n_classes, batch_size, training=False, augmenter=None, seed=0):
+def mix_faces(x, y, share):
+    """mixup: face i of the batch blended with the face at the mirror position
+    (the batch is already shuffled, so that is a random partner), share[i] of
+    itself and 1 - share[i] of the other; the one-hot labels are blended alike.
+    Plain arithmetic, so it works on TensorFlow tensors and NumPy arrays."""
+    s = share[:, None, None, None]
+    return s * x + (1 - s) * x[::-1], share[:, None] * y + (1 - share[:, None]) * y[::-1]
+
+
+def make_dataset(images, labels, n_classes, batch_size, training=False, augmenter=None, seed=0, mixup=0.0):
     """A tf.data pipeline over in-memory arrays: shuffle, batch, augment, prefetch.
 
     Pixels stay 0..255 here; the model's first layer rescales them to 0..1,
     so a saved model takes plain pixel values. Labels become one-hot vectors
-    for categorical cross-entropy.
+    for categorical cross-entropy; with mixup > 0, blends of two of them.
     """
     try:
         import tensorflow as tf
     except ImportError:         # Keras on JAX or PyTorch, e.g. a GPU machine without TensorFlow
-        return array_batches(images, labels, n_classes, batch_size, training, augmenter, seed)
+        return array_batches(images, labels, n_classes, batch_size, training, augmenter, seed, mixup)
     ds = tf.data.Dataset.from_tensor_slices((images, labels))
     if training:
         ds = ds.shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
@@ -423,10 +432,20 @@ def make_dataset(images, labels, n_classes, batch_size, training=False, augmente
     if augmenter is not None:
         # On CPU, augment in the dataset map, so it runs alongside training.
         ds = ds.map(lambda x, y: (augmenter(x, training=True), y), num_parallel_calls=tf.data.AUTOTUNE)
+    if mixup > 0:
+        # Beta(a, a) as g1 / (g1 + g2) of two Gamma(a) draws. Their seeds come from a
+        # seeded stream that changes every epoch, so the run stays reproducible.
+        def mix(batch, seeds):
+            x, y = batch
+            g1 = tf.random.stateless_gamma(tf.shape(x)[:1], seeds[:2], alpha=mixup)
+            g2 = tf.random.stateless_gamma(tf.shape(x)[:1], seeds[2:], alpha=mixup)
+            return mix_faces(x, y, g1 / (g1 + g2))
+        seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(4)
+        ds = tf.data.Dataset.zip((ds, seeds)).map(mix, num_parallel_calls=tf.data.AUTOTUNE)
     return ds.prefetch(tf.data.AUTOTUNE)
 
 
-def array_batches(images, labels, n_classes, batch_size, training=False, augmenter=None, seed=0):
+def array_batches(images, labels, n_classes, batch_size, training=False, augmenter=None, seed=0, mixup=0.0):
     """The batches of make_dataset without TensorFlow: a keras.utils.PyDataset
     over the same in-memory arrays, so Keras trains on any backend (JAX on a GPU).
 
@@ -451,7 +470,10 @@ def array_batches(images, labels, n_classes, batch_size, training=False, augment
             x = images[index].astype(np.float32)
             if augmenter is not None:
                 x = augmenter(x, training=True)
-            return x, np.eye(n_classes, dtype=np.float32)[labels[index]]
+            y = np.eye(n_classes, dtype=np.float32)[labels[index]]
+            if mixup > 0:
+                x, y = mix_faces(x, y, self.rng.beta(mixup, mixup, len(index)).astype(np.float32))
+            return x, y
 
         def on_epoch_end(self):
             if training:

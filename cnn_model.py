@@ -216,35 +216,43 @@ class SaveBest(keras.callbacks.Callback):
 
 class EpochTime(keras.callbacks.Callback):
     """Put each epoch's duration into its history row ("seconds"): summed, they give
-    a resumed run's training time, which no single process saw whole."""
+    a resumed run's training time, which no single process saw whole. The epochs
+    timed before a resume (past_seconds) count towards the time budget too."""
+
+    def __init__(self, past_seconds=()):
+        super().__init__()
+        self.seconds = list(past_seconds)
+
+    def epochs_that_fit(self, epochs, max_seconds):
+        """How many epochs in all fit max_seconds of training, judged by the mean
+        epoch so far; `epochs` when there is no budget or no epoch timed yet."""
+        if not max_seconds or not self.seconds:
+            return epochs
+        mean = sum(self.seconds) / len(self.seconds)
+        return max(1, min(epochs, int(max_seconds / mean)))
 
     def on_epoch_begin(self, epoch, logs=None):
         self.started = time.time()
 
     def on_epoch_end(self, epoch, logs=None):
+        self.seconds.append(round(time.time() - self.started, 3))
         if logs is not None:
-            logs["seconds"] = round(time.time() - self.started, 3)
+            logs["seconds"] = self.seconds[-1]
 
 
 class TimeBudget(keras.callbacks.Callback):
-    """Stop before an epoch that would not finish within max_minutes of training.
+    """Stop before an epoch that would not finish within max_minutes of training,
+    counting the epochs before a resume. The next epoch is assumed to take as
+    long as the mean one so far."""
 
-    The next epoch is assumed to take as long as the mean one so far. Time spent
-    before a resume is not counted.
-    """
-
-    def __init__(self, max_minutes):
+    def __init__(self, clock, max_minutes):
         super().__init__()
-        self.max_seconds, self.started, self.epochs = max_minutes * 60, None, 0
-
-    def on_train_begin(self, logs=None):
-        self.started = time.time()
+        self.clock, self.max_seconds = clock, max_minutes * 60
 
     def on_epoch_end(self, epoch, logs=None):
-        self.epochs += 1
-        elapsed = time.time() - self.started
-        if self.max_seconds and elapsed * (self.epochs + 1) / self.epochs > self.max_seconds:
-            print(f"time budget of {self.max_seconds / 60:.0f} minutes reached after epoch {epoch + 1}")
+        seconds = self.clock.seconds
+        if self.max_seconds and sum(seconds) / len(seconds) * (len(seconds) + 1) > self.max_seconds:
+            print(f"time budget of {self.max_seconds / 60:g} minutes reached after epoch {epoch + 1}")
             self.model.stop_training = True
 
 
@@ -316,17 +324,18 @@ def train(model, train_ds, val_ds, p, classes, class_weight=None):
     _write_history(history_path, rows)
     best = max((float(r["val_accuracy"]) for r in rows), default=-1.0)
 
+    clock = EpochTime(float(r["seconds"]) for r in rows if r.get("seconds"))
     callbacks = [
         # Order matters: the learning-rate callback puts the epoch's rate into the
         # logs before the history row is written, and the history row and the best
         # model are written before the backup, so a kill in between redoes the
         # epoch rather than losing its row.
-        learning_rate_callback(p),
-        EpochTime(),
+        learning_rate_callback(p, clock),
+        clock,
         keras.callbacks.CSVLogger(history_path, append=True),
         SaveBest(os.path.join(out, "model.keras"), classes, p, best),
         keras.callbacks.TerminateOnNaN(),
-        TimeBudget(p["max_minutes"]),
+        TimeBudget(clock, p["max_minutes"]),
         AtomicBackup(backup_dir, delete_checkpoint=False),
         ctrl_c := CtrlC(),            # last: an epoch's saves finish before Ctrl-C stops the run
     ]
@@ -352,18 +361,26 @@ def clear_backup(out_dir):
     shutil.rmtree(os.path.join(out_dir, "backup"), ignore_errors=True)
 
 
-def learning_rate_callback(p):
+def learning_rate_callback(p, clock=None):
     """"plateau": divide the rate when val_loss stalls (the reports' recipe).
     "cosine": anneal from learning_rate to min_learning_rate over `epochs`, by
     epoch number, so a resumed run and a rerun with the same seed get the same rates.
+    With a time budget (max_minutes) and the run's EpochTime clock, over the
+    epochs that fit the budget instead, when fewer do: on a slower or busier
+    machine than planned, the run still ends annealed rather than being stopped
+    on its way down. The rates then depend on the machine's speed.
     """
     if p["lr_schedule"] == "plateau":
         return keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=p["lr_factor"],
                                                  patience=p["lr_patience"], min_lr=p["min_learning_rate"])
     if p["lr_schedule"] == "cosine":
-        top, floor, epochs = p["learning_rate"], p["min_learning_rate"], max(p["epochs"] - 1, 1)
-        return keras.callbacks.LearningRateScheduler(
-            lambda epoch: floor + (top - floor) * 0.5 * (1 + math.cos(math.pi * min(epoch / epochs, 1.0))))
+        top, floor = p["learning_rate"], p["min_learning_rate"]
+
+        def rate(epoch):
+            epochs = clock.epochs_that_fit(p["epochs"], p["max_minutes"] * 60) if clock else p["epochs"]
+            last = max(epochs - 1, 1)
+            return floor + (top - floor) * 0.5 * (1 + math.cos(math.pi * min(epoch / last, 1.0)))
+        return keras.callbacks.LearningRateScheduler(rate)
     raise ValueError(f"unknown lr_schedule {p['lr_schedule']!r}; use 'plateau' or 'cosine'")
 
 

@@ -37,6 +37,8 @@ rotation_degrees = 10.0     # the FER-2013 report used 5 (see EXPERIMENTS)
 shift_fraction = 0.1        # width and height shift, as a fraction of the image size; the report used 0.25
 random_erasing = 0.0        # chance that a training face gets one random patch filled with noise
                             # (random erasing, Zhong et al. 2017; used by the 73 % VGG-style FER-2013 net); 0: off
+mixup = 0.0                 # mixup (Zhang et al. 2018): each training face blended with another of its batch, and the
+                            # labels in the same proportion, drawn from Beta(mixup, mixup); 0.2 is usual; 0: off
 
 # ---------------------------------------------------------------- model
 preset = "conv3"            # a key of PRESETS below
@@ -58,7 +60,8 @@ label_smoothing = 0.0       # train towards (1 - x) on the true class and x spre
 seed = 1337                 # same seed, same machine: same split, same weights, same metrics
 tta = "none"                # test-time augmentation when scoring: "none", "flip" (image and mirror averaged)
                             # or "crops" (ten-crop: 4 corners and centre, each with its mirror)
-max_minutes = 0.0           # stop before an epoch that would end past this training-time budget (0: no budget)
+max_minutes = 0.0           # stop before an epoch that would end past this training-time budget (0: no budget);
+                            # the cosine schedule then anneals over the epochs that fit it, when fewer than epochs do
 strategy = "auto"           # "auto": tf.distribute.MirroredStrategy when several GPUs are visible, else one device;
                             # "mirrored": MirroredStrategy over every GPU (or every CPU device) of this machine.
                             # batch_size is per replica: the global batch is batch_size x replicas.

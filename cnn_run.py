@@ -70,7 +70,7 @@ def main(argv):
     if replicas > 1:
         print(f"training on {replicas} replicas (MirroredStrategy), global batch {batch}")
     train_ds = cnn_data.make_dataset(x_fit, y_fit, len(classes), batch, training=True,
-                                     augmenter=augmenter, seed=p["seed"])
+                                     augmenter=augmenter, seed=p["seed"], mixup=p["mixup"])
     val_ds = cnn_data.make_dataset(x_val, y_val, len(classes), batch)
     with scope:
         model = cnn_model.build_model(cnn_params.PRESETS[p["preset"]], (p["img_height"], p["img_width"], p["channels"]),

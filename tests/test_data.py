@@ -259,3 +259,42 @@ def test_live_augmenter_draws_flip_rotation_and_shift_independently():
     # The spot's height after rotation and shift, mirrored or not: both ways in each group.
     for group in (mirrored, ~mirrored):
         assert 0.25 < (rows[group] > 24).mean() < 0.75
+
+
+# ------------------------------------------------------------------ mixup
+
+@pytest.mark.parametrize("pipeline", ["tf.data", "arrays"])
+def test_mixup_blends_each_face_with_a_partner_and_its_label_alike(pipeline):
+    """Class 0 faces are black, class 1 faces are 200 grey: after mixup a face's
+    grey level says how much class 1 it holds, and its label must say the same."""
+    if pipeline == "tf.data":
+        pytest.importorskip("tensorflow")
+        make = cnn_data.make_dataset
+    else:
+        make = cnn_data.array_batches
+    n = 256
+    labels = np.arange(n) % 2
+    images = (labels * 200).astype(np.uint8)[:, None, None, None] * np.ones((1, 8, 8, 1), np.uint8)
+
+    def one_epoch(batches):
+        pairs = [batches[i] for i in range(len(batches))] if pipeline == "arrays" else list(batches)
+        return (np.concatenate([np.asarray(x, np.float32) for x, _ in pairs]),
+                np.concatenate([np.asarray(y, np.float32) for _, y in pairs]))
+
+    batches = make(images, labels, 2, 64, training=True, seed=4, mixup=0.4)
+    x, y = one_epoch(batches)
+    assert x.shape == (n, 8, 8, 1) and y.shape == (n, 2)
+    assert np.allclose(y.sum(1), 1)                                  # still a distribution
+    assert np.allclose(x[:, 0, 0, 0] / 200, y[:, 1], atol=1e-4)      # the label follows the pixels
+    assert np.allclose(x.std(axis=(1, 2, 3)), 0, atol=1e-3)          # blended, not cut and pasted
+    share = y[:, 1]
+    blended = (share > 0.02) & (share < 0.98)
+    assert 0.2 < blended.mean() < 0.9                                # Beta(0.4, 0.4): most near an end, some mixed
+    if pipeline == "arrays":
+        batches.on_epoch_end()
+    x2, y2 = one_epoch(batches)
+    assert not np.allclose(y, y2)                                    # new draws every epoch
+    # The same seed draws the same blends; mixup=0 leaves one-hot labels.
+    assert np.allclose(one_epoch(make(images, labels, 2, 64, training=True, seed=4, mixup=0.4))[1], y)
+    plain = one_epoch(make(images, labels, 2, 64, training=True, seed=4))[1]
+    assert set(np.unique(plain)) == {0.0, 1.0}

@@ -112,6 +112,45 @@ def test_cosine_schedule_anneals_to_the_floor_over_the_epochs(tmp_path):
     assert float(model.optimizer.learning_rate) == pytest.approx(0.001)
 
 
+def test_a_time_budget_stops_the_run_and_the_cosine_schedule_ends_annealed_within_it(tmp_path, monkeypatch):
+    """Planned over 20 epochs, but each epoch takes 10 s and the budget is a minute:
+    the run stops after 6 epochs, and the cosine rate reaches its floor in the
+    sixth, instead of being cut off on its way down. Epochs trained before a
+    resume count towards the budget."""
+    import types
+    import tensorflow as tf
+    ticks = iter(range(0, 10_000, 10))       # read at the start and end of each epoch: 10 s an epoch
+    monkeypatch.setattr(cnn_model, "time", types.SimpleNamespace(time=lambda: next(ticks)))
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0, 255, (32, 8, 8, 1)).astype(np.float32)
+    y = keras.utils.to_categorical(rng.integers(0, 2, 32), 2)
+    ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(8)
+
+    def run(*overrides):
+        p = cnn_params.get_params(["--lr_schedule=cosine", "--learning_rate=0.01", "--min_learning_rate=0.001",
+                                   "--max_minutes=1", f"--out_dir={tmp_path}", *overrides])
+        model = cnn_model.compile_model(cnn_model.build_model(cnn_params.PRESETS["dense"], (8, 8, 1), 2), p)
+        return cnn_model.train(model, ds, ds, p, ["a", "b"])
+
+    history = run("--epochs=20")
+    rates = [float(row["learning_rate"]) for row in history]
+    assert [float(row["seconds"]) for row in history] == [10.0] * 6
+    assert rates[0] == pytest.approx(0.01) and rates[-1] == pytest.approx(0.001)
+    assert all(a > b for a, b in zip(rates, rates[1:]))
+
+    # The same, with the first 3 epochs trained by an earlier start of the run.
+    for path in tmp_path.iterdir():
+        if path.is_dir():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
+    run("--epochs=3", "--max_minutes=0")
+    os.remove(tmp_path / "backup" / "finished.json")       # as if it had been stopped after epoch 3
+    resumed = run("--epochs=20")
+    assert len(resumed) == 6
+    assert float(resumed[-1]["learning_rate"]) == pytest.approx(0.001)
+
+
 def test_label_smoothing_trains_towards_softened_targets():
     rng = np.random.default_rng(0)
     x = rng.uniform(0, 255, (16, 8, 8, 1)).astype(np.float32)
