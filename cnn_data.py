@@ -436,7 +436,7 @@ def make_dataset(images, labels, n_classes, batch_size, training=False, augmente
         # Beta(a, a) as g1 / (g1 + g2) of two Gamma(a) draws. Their seeds come from a
         # seeded stream that changes every epoch, so the run stays reproducible.
         def mix(batch, seeds):
-            x, y = batch
+            x, y = tf.cast(batch[0], tf.float32), batch[1]   # bfloat16 from the augmenter under mixed_bfloat16
             g1 = tf.random.stateless_gamma(tf.shape(x)[:1], seeds[:2], alpha=mixup)
             g2 = tf.random.stateless_gamma(tf.shape(x)[:1], seeds[2:], alpha=mixup)
             return mix_faces(x, y, g1 / (g1 + g2))
@@ -472,6 +472,7 @@ def array_batches(images, labels, n_classes, batch_size, training=False, augment
                 x = augmenter(x, training=True)
             y = np.eye(n_classes, dtype=np.float32)[labels[index]]
             if mixup > 0:
+                x = keras.ops.cast(x, "float32")      # bfloat16 from the augmenter under mixed_bfloat16
                 x, y = mix_faces(x, y, self.rng.beta(mixup, mixup, len(index)).astype(np.float32))
             return x, y
 

@@ -298,3 +298,23 @@ def test_mixup_blends_each_face_with_a_partner_and_its_label_alike(pipeline):
     assert np.allclose(one_epoch(make(images, labels, 2, 64, training=True, seed=4, mixup=0.4))[1], y)
     plain = one_epoch(make(images, labels, 2, 64, training=True, seed=4))[1]
     assert set(np.unique(plain)) == {0.0, 1.0}
+
+
+@pytest.mark.parametrize("pipeline", ["tf.data", "arrays"])
+def test_mixup_takes_the_augmenters_bfloat16_faces(pipeline):
+    """Under mixed_bfloat16 the live augmenter hands out bfloat16 faces; mixup
+    must blend them with float32 shares (it once failed to, at the first batch)."""
+    import keras
+    make = cnn_data.make_dataset if pipeline == "tf.data" else cnn_data.array_batches
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    try:
+        augmenter = cnn_data.live_augmenter(cnn_params.get_params(["--experiment=fer_sota"]), seed=3)
+        labels = np.arange(64) % 7
+        images = np.random.default_rng(0).integers(0, 255, (64, 48, 48, 1), dtype=np.uint8)
+        batches = make(images, labels, 7, 32, training=True, augmenter=augmenter, seed=3, mixup=0.2)
+        x, y = batches[0] if pipeline == "arrays" else next(iter(batches))
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    x, y = np.asarray(x), np.asarray(y)
+    assert x.dtype == np.float32 and x.shape == (32, 48, 48, 1)
+    assert np.allclose(y.sum(1), 1) and 0 <= x.min() and x.max() <= 255
