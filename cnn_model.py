@@ -384,6 +384,11 @@ def learning_rate_callback(p, clock=None):
     raise ValueError(f"unknown lr_schedule {p['lr_schedule']!r}; use 'plateau' or 'cosine'")
 
 
+def finished_epochs(out_dir):
+    """How many epochs of the run in out_dir are done and backed up (0 for a new run)."""
+    return _finished_epochs(os.path.join(out_dir, "backup"))
+
+
 def _finished_epochs(backup_dir):
     path = os.path.join(backup_dir, "training_metadata.json")
     if not os.path.exists(path):

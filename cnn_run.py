@@ -60,17 +60,13 @@ def main(argv):
         import tensorflow as tf
         tf.config.experimental.enable_op_determinism()   # same seed, same machine: same weights
     keras.mixed_precision.set_global_policy(p["precision"])
-    augmenter = cnn_data.live_augmenter(p, p["seed"]) if p["live_augment"] else None
-    if augmenter is not None:
-        plot_augmented(x_fit, augmenter, os.path.join(p["out_dir"], "augmented_examples.png"), p["seed"])
     # Several devices (--strategy): each replica takes batch_size images of every
     # global batch, so the global batch grows with the number of replicas.
     scope, replicas = cnn_model.distribution(p["strategy"])
     batch = p["batch_size"] * replicas
     if replicas > 1:
         print(f"training on {replicas} replicas (MirroredStrategy), global batch {batch}")
-    train_ds = cnn_data.make_dataset(x_fit, y_fit, len(classes), batch, training=True,
-                                     augmenter=augmenter, seed=p["seed"], mixup=p["mixup"])
+    train_ds = training_batches(x_fit, y_fit, len(classes), batch, p)
     val_ds = cnn_data.make_dataset(x_val, y_val, len(classes), batch)
     with scope:
         model = cnn_model.build_model(cnn_params.PRESETS[p["preset"]], (p["img_height"], p["img_width"], p["channels"]),
@@ -127,6 +123,25 @@ def main(argv):
     cnn_model.clear_backup(p["out_dir"])     # only now: a crash above reruns the evaluation, not the training
     print(f"saved {model_path} and plots in {p['out_dir']}/ ({metrics['wall_time_s']:.0f} s; "
           f"training {metrics['training_time_s']:.0f} s over {len(history)} epochs, counting any before a resume)")
+
+
+def training_batches(images, labels, n_classes, batch, p):
+    """The shuffled, live-augmented training batches, and a picture of the
+    augmentation in out_dir (drawn first: that call also builds the layers).
+
+    A resumed run draws its orders and augmentations from a seed moved on by the
+    epochs already done. Built again from the run's own seed, the pipeline would
+    replay the first epochs' batches face for face: a fer_sota run resumed after
+    12 epochs saw epochs 1-12 again as 13-24, and its training accuracy fell by
+    5 points when new batches came at epoch 25.
+    """
+    import cnn_model
+    seed = p["seed"] + 1000 * cnn_model.finished_epochs(p["out_dir"])   # the layers use seed .. seed + 3
+    augmenter = cnn_data.live_augmenter(p, seed) if p["live_augment"] else None
+    if augmenter is not None:
+        plot_augmented(images, augmenter, os.path.join(p["out_dir"], "augmented_examples.png"), p["seed"])
+    return cnn_data.make_dataset(images, labels, n_classes, batch, training=True,
+                                 augmenter=augmenter, seed=seed, mixup=p["mixup"])
 
 
 def training_time(history):

@@ -266,3 +266,30 @@ def test_fine_tuning_starts_from_a_saved_model(fresh_user, tmp_path):
                        "--epochs=1", f"--out_dir={tmp_path / 'wrong'}", cwd=home)
     assert wrong.returncode != 0 and "Traceback" not in wrong.stderr
     assert "a different network than the preset's" in wrong.stderr
+
+
+def test_a_resumed_run_draws_new_batches_instead_of_replaying_the_first_epochs(tmp_path):
+    """Built again from the run's seed, a resumed run's pipeline handed out the first
+    epoch's batches again, in the same order and with the same augmentations."""
+    import cnn_params
+    import cnn_run
+    faces = np.random.default_rng(0).integers(0, 256, (64, 48, 48, 1), dtype=np.uint8)
+    labels = np.arange(64)                       # one class per face: a batch's labels say which faces it holds
+
+    def first_batch(out_dir, epochs_done=0):
+        if epochs_done:
+            (out_dir / "backup").mkdir(parents=True)
+            (out_dir / "backup" / "training_metadata.json").write_text(json.dumps({"epoch": epochs_done, "batch": 0}))
+        out_dir.mkdir(exist_ok=True)
+        p = cnn_params.get_params([f"--out_dir={out_dir}", "--live_augment=True", "--random_erasing=0"])
+        x, y = next(iter(cnn_run.training_batches(faces, labels, 64, 16, p)))
+        return np.asarray(x, np.float32), np.argmax(np.asarray(y), axis=1)
+
+    new_x, new_faces = first_batch(tmp_path / "new")
+    again_x, again_faces = first_batch(tmp_path / "again")
+    resumed_x, resumed_faces = first_batch(tmp_path / "resumed", epochs_done=3)
+    assert list(again_faces) == list(new_faces)           # a new run is reproducible
+    assert list(resumed_faces) != list(new_faces)         # a resumed one takes the faces in a new order
+    for i, face in enumerate(resumed_faces):             # and augments them anew
+        if face in new_faces:
+            assert not np.array_equal(resumed_x[i], new_x[list(new_faces).index(face)])
