@@ -250,8 +250,8 @@ class TimeBudget(keras.callbacks.Callback):
         self.clock, self.max_seconds = clock, max_minutes * 60
 
     def on_epoch_end(self, epoch, logs=None):
-        seconds = self.clock.seconds
-        if self.max_seconds and sum(seconds) / len(seconds) * (len(seconds) + 1) > self.max_seconds:
+        # The same count the cosine schedule anneals over, so the two never disagree.
+        if self.max_seconds and len(self.clock.seconds) >= self.clock.epochs_that_fit(math.inf, self.max_seconds):
             print(f"time budget of {self.max_seconds / 60:g} minutes reached after epoch {epoch + 1}")
             self.model.stop_training = True
 
@@ -317,7 +317,7 @@ def train(model, train_ds, val_ds, p, classes, class_weight=None):
     if os.path.exists(finished_path):
         print(f"training already finished ({finished_path}); evaluating its saved model")
         return _read_history(history_path)
-    done = _finished_epochs(backup_dir)
+    done = finished_epochs(out)
     rows = _read_history(history_path)[:done]
     if done:
         print(f"resuming from {backup_dir}: {done} of {p['epochs']} epochs already done")
@@ -386,11 +386,7 @@ def learning_rate_callback(p, clock=None):
 
 def finished_epochs(out_dir):
     """How many epochs of the run in out_dir are done and backed up (0 for a new run)."""
-    return _finished_epochs(os.path.join(out_dir, "backup"))
-
-
-def _finished_epochs(backup_dir):
-    path = os.path.join(backup_dir, "training_metadata.json")
+    path = os.path.join(out_dir, "backup", "training_metadata.json")
     if not os.path.exists(path):
         return 0
     with open(path) as f:
