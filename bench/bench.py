@@ -7,7 +7,9 @@ Prints four tables:
      eager loop, every epoch), Keras's deprecated ImageDataGenerator, and our
      pipeline (decode once into memory, augment in the tf.data map);
   2. training images/s per preset and compute policy, fed by the real pipeline
-     and by tensors already in memory (equal figures: the input never stalls training);
+     and by tensors already in memory (equal figures: the input never stalls training),
+     and, for presets with batch norm, the same model with Keras's own batch norm
+     instead of our fused one (FusedBatchNormalization), from memory;
   3. achieved training GFLOP/s against the measured matmul peak of this machine;
   4. single-image latency: model.predict() against the compiled predict_on_batch path.
 Absolute times on a shared machine are noisy: compare within one run.
@@ -138,19 +140,27 @@ def bench_training(images, labels, presets, steps, p):
             rate_real = images_per_second(model, real, steps)
             rate_memory = images_per_second(model, memory, steps)
             gflops = 3 * forward_flops(model) * rate_real / 1e9      # backward ~ 2x forward
-            rows.append((preset, precision, model.count_params(), rate_real, rate_memory, gflops))
+            rate_keras_bn = None
+            if any(row[5] for row in cnn_params.PRESETS[preset]):    # a batchnorm column set
+                keras.utils.set_random_seed(0)
+                plain = cnn_model.build_model(cnn_params.PRESETS[preset], (48, 48, 1), 7, fused_batchnorm=False)
+                cnn_model.compile_model(plain, dict(p, optimizer="adam", learning_rate=1e-3))
+                plain.fit(memory, steps_per_epoch=3, epochs=1, verbose=0)
+                rate_keras_bn = images_per_second(plain, memory, steps)
+            rows.append((preset, precision, model.count_params(), rate_real, rate_memory, gflops, rate_keras_bn))
     keras.mixed_precision.set_global_policy("float32")
     peaks = {"float32": matmul_peak(tf.float32), "mixed_bfloat16": matmul_peak(tf.bfloat16)}
     print(f"\n2-3. training, batch 64, {steps} steps\n"
           f"{'preset':<10}{'policy':<16}{'params':>11}{'pipeline img/s':>16}{'memory img/s':>14}"
-          f"{'ratio':>7}{'GFLOP/s':>9}{'% of peak':>10}")
-    for preset, precision, params, real, memory, gflops in rows:
+          f"{'ratio':>7}{'GFLOP/s':>9}{'% of peak':>10}{'Keras BN img/s':>16}{'fused BN gain':>15}")
+    for preset, precision, params, real, memory, gflops, keras_bn in rows:
+        bn = f"{keras_bn:>16.0f}{memory / keras_bn:>14.2f}x" if keras_bn else f"{'-':>16}{'-':>15}"
         print(f"{preset:<10}{precision:<16}{params:>11,}{real:>16.0f}{memory:>14.0f}{real / memory:>7.2f}"
-              f"{gflops:>9.1f}{100 * gflops / peaks[precision]:>9.1f}%")
+              f"{gflops:>9.1f}{100 * gflops / peaks[precision]:>9.1f}%{bn}")
     for precision, peak in peaks.items():
         print(f"matmul peak, 2048x2048, {precision}: {peak:.0f} GFLOP/s")
     speedup = {r[0]: r[3] for r in rows if r[1] == "mixed_bfloat16"}
-    for preset, precision, _, real, _, _ in rows:
+    for preset, precision, _, real, _, _, _ in rows:
         if precision == "float32":
             print(f"{preset}: mixed_bfloat16 trains {speedup[preset] / real:.1f}x as fast as float32")
 
@@ -171,6 +181,18 @@ def bench_latency(presets, repeat=50):
         print(f"{preset:<10}{times['predict']:>18.2f}{times['on_batch']:>21.2f}")
 
 
+def cpu_name():
+    """The processor's model name and its bfloat16 instructions: figures differ from one CPU to the next."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            info = f.read()
+    except OSError:
+        return "unknown CPU"
+    name = next((line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")), "")
+    flags = [flag for flag in ("amx_bf16", "avx512_bf16") if f" {flag}" in info]
+    return f"{name or 'unknown CPU'}, {' '.join(flags) or 'no bfloat16 instructions'}"
+
+
 def main(argv):
     args = dict(ARGS)
     for arg in argv:
@@ -181,7 +203,7 @@ def main(argv):
     p = cnn_params.get_params(["--experiment=conv3"])
     files, _ = cnn_data.list_split(os.path.join(args["data_dir"], "train"))
     files = [files[i] for i in np.random.default_rng(0).permutation(len(files))[:int(args["images"])]]
-    print(f"TensorFlow {tf.__version__}, Keras {keras.__version__}, {os.cpu_count()} CPU cores")
+    print(f"TensorFlow {tf.__version__}, Keras {keras.__version__}, {os.cpu_count()} CPU cores ({cpu_name()})")
     bench_input(files, p)
     images, names, _, _ = cnn_data.load_images(files, 48, 48, split="bench")
     classes = sorted(set(names))

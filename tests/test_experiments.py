@@ -138,9 +138,11 @@ def test_fer_sota_trains_a_few_batches_under_each_compute_policy(precision):
         rng = np.random.default_rng(0)
         faces = rng.uniform(0, 255, (128, 48, 48, 1)).astype(np.float32)
         labels = keras.utils.to_categorical(rng.integers(0, 7, 128), 7)
-        history = model.fit(faces, labels, batch_size=32, epochs=2, verbose=0)
+        # Random labels: the loss falls only as the network memorises the faces, unevenly
+        # from one epoch to the next (with either batch norm), so six epochs are compared.
+        history = model.fit(faces, labels, batch_size=32, epochs=6, verbose=0)
         losses = history.history["loss"]
-        assert all(np.isfinite(losses)) and losses[1] < losses[0]    # it learns the batch
+        assert all(np.isfinite(losses)) and losses[-1] < losses[0] - 0.1    # it learns the batch
         assert model.output.dtype == "float32"                       # softmax stays float32
         conv = [l for l in model.layers if isinstance(l, keras.layers.Conv2D)][0]
         assert conv.compute_dtype == ("bfloat16" if precision == "mixed_bfloat16" else "float32")

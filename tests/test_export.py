@@ -1,5 +1,7 @@
 """Export round trips: the exported model gives Keras's answers on 20 real FER-2013 faces."""
 import os
+import subprocess
+import sys
 import zipfile
 
 import h5py
@@ -82,6 +84,14 @@ def test_float32_keras_copy_of_a_bfloat16_model(fer_slice, tmp_path):
     assert os.path.getsize(written) < os.path.getsize(out / "model.keras") / 2     # no optimizer state
     faces = np.random.default_rng(0).uniform(0, 255, (8, 48, 48, 1)).astype(np.float32)
     np.testing.assert_allclose(cnn_model.predict(shipped, faces), cnn_model.predict(original, faces), atol=2e-2)
+    # Trained with our fused batch norm, shipped with Keras's: plain Keras loads it, without this toolkit.
+    assert any(type(l).__name__ == "FusedBatchNormalization" for l in original.layers)
+    plain_keras = ("import sys, keras; m = keras.models.load_model(sys.argv[1], safe_mode=True, compile=False); "
+                   "print(sorted({type(l).__name__ for l in m.layers if 'Norm' in type(l).__name__}))")
+    loaded = subprocess.run([sys.executable, "-c", plain_keras, written], cwd=tmp_path, capture_output=True,
+                            text=True, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+    assert loaded.returncode == 0, loaded.stderr[-2000:]
+    assert loaded.stdout.split("\n")[-2] == "['BatchNormalization']"
 
 
 def test_float16_weights_load_as_float32_in_half_the_file(trained, tmp_path):

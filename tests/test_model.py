@@ -45,6 +45,47 @@ def test_editing_a_row_changes_that_layer():
         cnn_model.build_model([("conv3d", 8, 3, "same", 2, False, 0.0)], (48, 48, 1), 7)
 
 
+@pytest.mark.parametrize("policy", ["float32", "mixed_bfloat16"])
+def test_fused_batch_norm_computes_what_keras_batch_norm_does(policy):
+    import tensorflow as tf
+    keras.mixed_precision.set_global_policy(policy)
+    try:
+        keras_bn, fused = keras.layers.BatchNormalization(), cnn_model.FusedBatchNormalization()
+        # 4 faces of 2x2: 16 values per channel, where Bessel's n / (n - 1) would be off by 7 %.
+        x = tf.cast(np.random.default_rng(0).normal(2, 3, (4, 2, 2, 8)).astype(np.float32), keras_bn.compute_dtype)
+        for layer in (keras_bn, fused):
+            layer.build(x.shape)
+            layer.gamma.assign(np.linspace(0.5, 1.5, 8))
+            layer.beta.assign(np.linspace(-1, 1, 8))
+        with tf.GradientTape(persistent=True) as tape:
+            tape.watch(x)
+            outputs = [layer(x, training=True) for layer in (keras_bn, fused)]
+            losses = [tf.reduce_sum(tf.cast(y, "float32") ** 2 * np.arange(8)) for y in outputs]
+        tolerance = dict(rtol=2e-2, atol=2e-2) if policy == "mixed_bfloat16" else dict(rtol=1e-4, atol=1e-4)
+        assert outputs[1].dtype == outputs[0].dtype
+        np.testing.assert_allclose(np.float32(outputs[1]), np.float32(outputs[0]), **tolerance)
+        for name in ("moving_mean", "moving_variance"):
+            np.testing.assert_allclose(getattr(fused, name).numpy(), getattr(keras_bn, name).numpy(), rtol=1e-5)
+        assert not np.allclose(fused.moving_variance.numpy(), 1.0)          # the statistics did move
+        np.testing.assert_allclose(np.float32(tape.gradient(losses[1], x)), np.float32(tape.gradient(losses[0], x)),
+                                   **tolerance)
+        np.testing.assert_allclose(tape.gradient(losses[1], fused.gamma).numpy(),
+                                   tape.gradient(losses[0], keras_bn.gamma).numpy(), rtol=1e-3, atol=1e-2)
+        np.testing.assert_allclose(np.float32(fused(x)), np.float32(keras_bn(x)), **tolerance)   # inference
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+
+
+def test_presets_use_the_fused_batch_norm_unless_told_otherwise():
+    # (Its speed is measured in bench/bench.py, not in a timed test.)
+    fused = cnn_model.build_model(cnn_params.PRESETS["fer_sota"], (48, 48, 1), 7)
+    plain = cnn_model.build_model(cnn_params.PRESETS["fer_sota"], (48, 48, 1), 7, fused_batchnorm=False)
+    kinds = {m: {type(l).__name__ for l in m.layers if isinstance(l, keras.layers.BatchNormalization)}
+             for m in (fused, plain)}
+    assert kinds[fused] == {"FusedBatchNormalization"} and kinds[plain] == {"BatchNormalization"}
+    assert fused.count_params() == plain.count_params() == 1_768_423
+
+
 def test_save_and_load_keep_classes_params_and_predictions(tmp_path):
     model = cnn_model.build_model(cnn_params.PRESETS["conv3"], (48, 48, 1), 3)
     path = str(tmp_path / "model.keras")
