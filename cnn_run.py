@@ -233,7 +233,9 @@ def plot_augmented(images, augmenter, path, seed, n_faces=6, n_versions=6):
                              squeeze=False)
     for row, i in zip(axes, picks):
         face = images[i].astype(np.float32)
-        versions = [face] + [np.asarray(augmenter(face[None], training=True))[0] for _ in range(n_versions)]
+        # float32: under mixed_bfloat16 the augmenter hands out bfloat16, which Matplotlib draws black.
+        versions = [face] + [np.asarray(augmenter(face[None], training=True)).astype(np.float32)[0]
+                             for _ in range(n_versions)]
         for ax, version in zip(row, versions):
             ax.imshow(version[..., 0], cmap="gray", vmin=0, vmax=255)
             ax.axis("off")

@@ -117,6 +117,24 @@ def test_each_experiment_runs_one_short_epoch(name, fer_slice, demo_dir, tmp_pat
         assert (out / "augmented_examples.png").stat().st_size > 0
 
 
+@pytest.mark.parametrize("precision", ["float32", "mixed_bfloat16"])
+def test_augmented_examples_show_the_faces_under_each_compute_policy(precision, tmp_path):
+    import keras
+    import matplotlib.image
+    import cnn_run
+    keras.mixed_precision.set_global_policy(precision)
+    try:
+        p = cnn_params.get_params(["--experiment=fer_sota"])
+        faces = np.full((6, 48, 48, 1), 160, np.uint8)   # mid grey: flip, rotation and shift (nearest fill) keep it
+        cnn_run.plot_augmented(faces, cnn_data.live_augmenter(p, seed=0), str(tmp_path / "examples.png"), seed=0)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    picture = matplotlib.image.imread(str(tmp_path / "examples.png"))[..., :3].mean(axis=-1)    # 0..1
+    # 7 mid-grey panels a row on white: only the titles are dark. (bfloat16 pixels were once drawn black.)
+    assert (picture < 0.2).mean() < 0.01
+    assert ((picture > 0.55) & (picture < 0.7)).mean() > 0.3
+
+
 def test_fer_sota_wide_is_fer_sota_at_twice_the_width():
     narrow = cnn_model.build_model(cnn_params.PRESETS["fer_sota"], (48, 48, 1), 7)
     wide = cnn_model.build_model(cnn_params.PRESETS["fer_sota_wide"], (48, 48, 1), 7)
