@@ -154,18 +154,33 @@ def distribution(name):
 
 def machine():
     """What a run computes on, for its metrics.json: e.g. "jax on NVIDIA H100 80GB HBM3"
-    or "tensorflow on CPU". Wall times mean little without it."""
+    or "tensorflow on CPU (AMD EPYC, 2 cores, avx512_bf16)". Wall times mean little
+    without it, and a time budget's epochs depend on it."""
     backend = keras.backend.backend()
-    kind = "CPU"
+    kind = f"CPU ({cpu_name()})"
     if backend == "jax":
         import jax
-        kind = jax.devices()[0].device_kind
+        if jax.devices()[0].platform != "cpu":
+            kind = jax.devices()[0].device_kind
     elif backend == "tensorflow":
         import tensorflow as tf
         gpus = tf.config.list_physical_devices("GPU")
         if gpus:
             kind = tf.config.experimental.get_device_details(gpus[0]).get("device_name", "GPU")
     return f"{backend} on {kind}"
+
+
+def cpu_name():
+    """The processor's model name, its cores and its bfloat16 instructions (AMX or
+    AVX512-BF16, which make mixed_bfloat16 pay), from /proc/cpuinfo where there is one."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            info = f.read()
+    except OSError:
+        return f"{os.cpu_count()} cores"
+    name = next((line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")), "")
+    flags = [flag for flag in ("amx_bf16", "avx512_bf16") if f" {flag}" in info]
+    return ", ".join(part for part in (name, f"{os.cpu_count()} cores", " ".join(flags)) if part)
 
 
 def compile_model(model, p):

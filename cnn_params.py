@@ -35,6 +35,8 @@ class_weights = True        # weight each class by 2 - (n_c - min) / (max - min)
 live_augment = True         # a new random flip, rotation and shift of each image in each epoch
 rotation_degrees = 10.0     # the FER-2013 report used 5 (see EXPERIMENTS)
 shift_fraction = 0.1        # width and height shift, as a fraction of the image size; the report used 0.25
+zoom_fraction = 0.0         # random zoom in or out by up to this fraction of the face (0: off); the 73 % VGG-style
+                            # FER-2013 net rescaled its training faces by up to 20 %
 random_erasing = 0.0        # chance that a training face gets one random patch filled with noise
                             # (random erasing, Zhong et al. 2017; used by the 73 % VGG-style FER-2013 net); 0: off
 mixup = 0.0                 # mixup (Zhang et al. 2018): each training face blended with another of its batch, and the

@@ -136,7 +136,7 @@ def training_batches(images, labels, n_classes, batch, p):
     5 points when new batches came at epoch 25.
     """
     import cnn_model
-    seed = p["seed"] + 1000 * cnn_model.finished_epochs(p["out_dir"])   # the layers use seed .. seed + 3
+    seed = p["seed"] + 1000 * cnn_model.finished_epochs(p["out_dir"])   # the layers use seed .. seed + 4
     augmenter = cnn_data.live_augmenter(p, seed) if p["live_augment"] else None
     if augmenter is not None:
         plot_augmented(images, augmenter, os.path.join(p["out_dir"], "augmented_examples.png"), p["seed"])

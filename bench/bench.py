@@ -181,18 +181,6 @@ def bench_latency(presets, repeat=50):
         print(f"{preset:<10}{times['predict']:>18.2f}{times['on_batch']:>21.2f}")
 
 
-def cpu_name():
-    """The processor's model name and its bfloat16 instructions: figures differ from one CPU to the next."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            info = f.read()
-    except OSError:
-        return "unknown CPU"
-    name = next((line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")), "")
-    flags = [flag for flag in ("amx_bf16", "avx512_bf16") if f" {flag}" in info]
-    return f"{name or 'unknown CPU'}, {' '.join(flags) or 'no bfloat16 instructions'}"
-
-
 def main(argv):
     args = dict(ARGS)
     for arg in argv:
@@ -203,7 +191,7 @@ def main(argv):
     p = cnn_params.get_params(["--experiment=conv3"])
     files, _ = cnn_data.list_split(os.path.join(args["data_dir"], "train"))
     files = [files[i] for i in np.random.default_rng(0).permutation(len(files))[:int(args["images"])]]
-    print(f"TensorFlow {tf.__version__}, Keras {keras.__version__}, {os.cpu_count()} CPU cores ({cpu_name()})")
+    print(f"TensorFlow {tf.__version__}, Keras {keras.__version__}, {cnn_model.machine()}")
     bench_input(files, p)
     images, names, _, _ = cnn_data.load_images(files, 48, 48, split="bench")
     classes = sorted(set(names))

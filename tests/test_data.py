@@ -261,6 +261,19 @@ def test_live_augmenter_draws_flip_rotation_and_shift_independently():
         assert 0.25 < (rows[group] > 24).mean() < 0.75
 
 
+def test_zoom_makes_faces_larger_and_smaller_and_is_off_by_default():
+    faces = np.zeros((200, 48, 48, 1), np.float32)
+    faces[:, 19:29, 19:29] = 255.0                   # a bright 10x10 square in the middle
+    sizes = {}
+    for zoom in (0.0, 0.2):
+        p = cnn_params.get_params(["--rotation_degrees=0", "--shift_fraction=0", f"--zoom_fraction={zoom}"])
+        out = np.asarray(cnn_data.live_augmenter(p, 2)(faces, training=True), np.float32)[..., 0]
+        sizes[zoom] = (out > 127).sum(axis=(1, 2))  # the square's area in pixels
+    assert set(sizes[0.0]) == {100}
+    assert (sizes[0.2] < 90).mean() > 0.2 and (sizes[0.2] > 110).mean() > 0.2    # zoomed out and in
+    assert sizes[0.2].min() > 100 / 1.2 ** 2 - 10 and sizes[0.2].max() < 100 * 1.2 ** 2 + 10
+
+
 # ------------------------------------------------------------------ mixup
 
 @pytest.mark.parametrize("pipeline", ["tf.data", "arrays"])
