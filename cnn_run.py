@@ -130,13 +130,16 @@ def training_batches(images, labels, n_classes, batch, p):
     augmentation in out_dir (drawn first: that call also builds the layers).
 
     A resumed run draws its orders and augmentations from a seed moved on by the
-    epochs already done. Built again from the run's own seed, the pipeline would
+    epochs already done, and a fine-tune (init_model) from one moved off the
+    base run's, whose split it must keep. Built again from the run's own seed, the pipeline would
     replay the first epochs' batches face for face: a fer_sota run resumed after
     12 epochs saw epochs 1-12 again as 13-24, and its training accuracy fell by
     5 points when new batches came at epoch 25.
     """
     import cnn_model
     seed = p["seed"] + 1000 * cnn_model.finished_epochs(p["out_dir"])   # the layers use seed .. seed + 4
+    if p["init_model"]:
+        seed += 500         # a fine-tune, with the base run's seed (it keeps the split), draws other batches
     augmenter = cnn_data.live_augmenter(p, seed) if p["live_augment"] else None
     if augmenter is not None:
         plot_augmented(images, augmenter, os.path.join(p["out_dir"], "augmented_examples.png"), p["seed"])

@@ -269,28 +269,32 @@ def test_fine_tuning_starts_from_a_saved_model(fresh_user, tmp_path):
     assert "a different network than the preset's" in wrong.stderr
 
 
-def test_a_resumed_run_draws_new_batches_instead_of_replaying_the_first_epochs(tmp_path):
+def test_a_resumed_run_or_a_fine_tune_draws_new_batches_instead_of_replaying_the_first_epochs(tmp_path):
     """Built again from the run's seed, a resumed run's pipeline handed out the first
-    epoch's batches again, in the same order and with the same augmentations."""
+    epoch's batches again, in the same order and with the same augmentations; so did
+    a fine-tune of that run's model with the same seed."""
     import cnn_params
     import cnn_run
     faces = np.random.default_rng(0).integers(0, 256, (64, 48, 48, 1), dtype=np.uint8)
     labels = np.arange(64)                       # one class per face: a batch's labels say which faces it holds
 
-    def first_batch(out_dir, epochs_done=0):
+    def first_batch(out_dir, epochs_done=0, *extra):
         if epochs_done:
             (out_dir / "backup").mkdir(parents=True)
             (out_dir / "backup" / "training_metadata.json").write_text(json.dumps({"epoch": epochs_done, "batch": 0}))
         out_dir.mkdir(exist_ok=True)
-        p = cnn_params.get_params([f"--out_dir={out_dir}", "--live_augment=True", "--random_erasing=0"])
+        p = cnn_params.get_params([f"--out_dir={out_dir}", "--live_augment=True", "--random_erasing=0", *extra])
         x, y = next(iter(cnn_run.training_batches(faces, labels, 64, 16, p)))
         return np.asarray(x, np.float32), np.argmax(np.asarray(y), axis=1)
 
     new_x, new_faces = first_batch(tmp_path / "new")
     again_x, again_faces = first_batch(tmp_path / "again")
-    resumed_x, resumed_faces = first_batch(tmp_path / "resumed", epochs_done=3)
+    resumed_x, resumed_faces = first_batch(tmp_path / "resumed", 3)
+    # A fine-tune keeps the base run's seed (and so its split), but not its batches.
+    tuned_x, tuned_faces = first_batch(tmp_path / "tuned", 0, f"--init_model={tmp_path / 'new' / 'model.keras'}")
     assert list(again_faces) == list(new_faces)           # a new run is reproducible
-    assert list(resumed_faces) != list(new_faces)         # a resumed one takes the faces in a new order
-    for i, face in enumerate(resumed_faces):             # and augments them anew
-        if face in new_faces:
-            assert not np.array_equal(resumed_x[i], new_x[list(new_faces).index(face)])
+    for other_x, other_faces in ((resumed_x, resumed_faces), (tuned_x, tuned_faces)):
+        assert list(other_faces) != list(new_faces)       # the faces come in a new order
+        for i, face in enumerate(other_faces):            # and are augmented anew
+            if face in new_faces:
+                assert not np.array_equal(other_x[i], new_x[list(new_faces).index(face)])
