@@ -3,6 +3,7 @@ import csv
 import json
 import os
 
+import keras
 import numpy as np
 import pytest
 
@@ -113,6 +114,16 @@ def test_each_experiment_runs_one_short_epoch(name, fer_slice, demo_dir, tmp_pat
     assert metrics["experiment"] == name and metrics["epochs_run"] == 1
     assert metrics["preset"] == cnn_params.EXPERIMENTS[name]["preset"]
     assert metrics["test"]["n"] > 0 and 0 <= metrics["test"]["accuracy"] <= 1
+    # No experiment names a compute policy: each takes what "auto" picks for this machine, and trains in it.
+    assert metrics["precision"] == cnn_model.compute_policy("auto")[0]
+    model, _, params = cnn_model.load_model(str(out / "model.keras"))
+    assert params["precision"] == metrics["precision"]
+    conv_or_dense = [l for l in model.layers if isinstance(l, (keras.layers.Conv2D, keras.layers.Dense))][0]
+    assert conv_or_dense.dtype_policy.name == metrics["precision"]
+    tta = cnn_params.get_params([f"--experiment={name}"])["tta"]
+    if tta != "none":       # scored on the held-out splits; not worth its cost on the training faces
+        assert "tta_" + tta in metrics["val"] and "tta_" + tta in metrics["test"]
+        assert "tta_" + tta not in metrics["train"]
     if cnn_params.get_params([f"--experiment={name}"])["live_augment"]:
         assert (out / "augmented_examples.png").stat().st_size > 0
 
@@ -142,6 +153,38 @@ def test_fer_sota_wide_is_fer_sota_at_twice_the_width():
                         if hasattr(l, "filters") or hasattr(l, "units")]
     assert widths(wide)[:-1] == [2 * w for w in widths(narrow)[:-1]]   # the 7-way output stays
     assert wide.count_params() == 7_057_351
+
+
+ZEN3 = "model name\t: AMD EPYC 7B13\nflags\t\t: fpu sse sse2 avx avx2 fma f16c\n"        # AVX2 only
+GENOA = "model name\t: AMD EPYC 9B14\nflags\t\t: fpu avx2 avx512f avx512_bf16 avx512vl\n"
+SAPPHIRE_RAPIDS = "model name\t: Intel Xeon\nflags\t\t: fpu avx2 avx512f avx512_bf16 amx_bf16 amx_tile\n"
+
+
+@pytest.mark.parametrize("gpu, cpuinfo, chosen", [
+    (None, ZEN3, "float32"),
+    (None, "", "float32"),                                      # no /proc/cpuinfo (macOS)
+    (None, GENOA, "mixed_bfloat16"),
+    (None, SAPPHIRE_RAPIDS, "mixed_bfloat16"),
+    ({"name": "NVIDIA H100 80GB HBM3", "capability": (9, 0)}, ZEN3, "mixed_bfloat16"),
+    ({"name": "Tesla T4", "capability": (7, 5)}, SAPPHIRE_RAPIDS, "mixed_float16"),   # no bfloat16 on the GPU
+])
+def test_auto_precision_takes_bfloat16_only_where_it_is_native(gpu, cpuinfo, chosen, monkeypatch):
+    monkeypatch.setattr(cnn_model, "gpu_device", lambda: gpu)
+    monkeypatch.setattr(cnn_model, "cpu_info", lambda: cpuinfo)
+    policy, note = cnn_model.compute_policy("auto")
+    assert policy == chosen and note.startswith(f"precision: {chosen} (auto")
+
+
+def test_a_named_policy_is_kept_and_emulated_bfloat16_is_warned_about(monkeypatch):
+    monkeypatch.setattr(cnn_model, "gpu_device", lambda: None)
+    monkeypatch.setattr(cnn_model, "cpu_info", lambda: ZEN3)
+    policy, note = cnn_model.compute_policy("mixed_bfloat16")
+    assert policy == "mixed_bfloat16"
+    assert note.startswith("warning: --precision=mixed_bfloat16") and "--precision=auto picks float32" in note
+    assert cnn_model.compute_policy("float32") == ("float32", "")
+    monkeypatch.setattr(cnn_model, "cpu_info", lambda: GENOA)
+    assert cnn_model.compute_policy("mixed_bfloat16") == ("mixed_bfloat16", "")
+    assert cnn_model.cpu_name() == "AMD EPYC 9B14, " + f"{os.cpu_count()} cores, avx512_bf16"
 
 
 @pytest.mark.parametrize("precision", ["float32", "mixed_bfloat16"])
