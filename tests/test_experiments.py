@@ -114,17 +114,17 @@ def test_each_experiment_runs_one_short_epoch(name, fer_slice, demo_dir, tmp_pat
     assert metrics["experiment"] == name and metrics["epochs_run"] == 1
     assert metrics["preset"] == cnn_params.EXPERIMENTS[name]["preset"]
     assert metrics["test"]["n"] > 0 and 0 <= metrics["test"]["accuracy"] <= 1
+    p = cnn_params.get_params([f"--experiment={name}"])
     # No experiment names a compute policy: each takes what "auto" picks for this machine, and trains in it.
     assert metrics["precision"] == cnn_model.compute_policy("auto")[0]
     model, _, params = cnn_model.load_model(str(out / "model.keras"))
     assert params["precision"] == metrics["precision"]
     conv_or_dense = [l for l in model.layers if isinstance(l, (keras.layers.Conv2D, keras.layers.Dense))][0]
     assert conv_or_dense.dtype_policy.name == metrics["precision"]
-    tta = cnn_params.get_params([f"--experiment={name}"])["tta"]
-    if tta != "none":       # scored on the held-out splits; not worth its cost on the training faces
-        assert "tta_" + tta in metrics["val"] and "tta_" + tta in metrics["test"]
-        assert "tta_" + tta not in metrics["train"]
-    if cnn_params.get_params([f"--experiment={name}"])["live_augment"]:
+    if p["tta"] != "none":       # scored on the held-out splits; not worth its cost on the training faces
+        assert "tta_" + p["tta"] in metrics["val"] and "tta_" + p["tta"] in metrics["test"]
+        assert "tta_" + p["tta"] not in metrics["train"]
+    if p["live_augment"]:
         assert (out / "augmented_examples.png").stat().st_size > 0
 
 
@@ -184,7 +184,7 @@ def test_a_named_policy_is_kept_and_emulated_bfloat16_is_warned_about(monkeypatc
     assert cnn_model.compute_policy("float32") == ("float32", "")
     monkeypatch.setattr(cnn_model, "cpu_info", lambda: GENOA)
     assert cnn_model.compute_policy("mixed_bfloat16") == ("mixed_bfloat16", "")
-    assert cnn_model.cpu_name() == "AMD EPYC 9B14, " + f"{os.cpu_count()} cores, avx512_bf16"
+    assert cnn_model.cpu_name() == f"AMD EPYC 9B14, {os.cpu_count()} cores, avx512_bf16"
 
 
 @pytest.mark.parametrize("precision", ["float32", "mixed_bfloat16"])
