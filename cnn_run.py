@@ -122,7 +122,8 @@ def main(argv):
     for split in splits:
         m = metrics[split]
         if m["n"]:
-            extra = f"{m['tta_' + p['tta']]['accuracy']:>12.4f}" if tta_column and split != "train" else ""
+            tta = m.get("tta_" + p["tta"])     # scored above for the held-out splits only
+            extra = f"{tta['accuracy']:>12.4f}" if tta else ""
             print(f"{split:<8}{m['n']:>8}{m['loss']:>9.4f}{m['accuracy']:>10.4f}{m['macro_f1']:>10.4f}{extra}")
     warning = cnn_model.stuck_on_one_class(metrics["val"], classes)
     if warning:
