@@ -45,14 +45,25 @@ def demo_dir(tmp_path_factory):
     return cnn_demo.make_demo_set(str(tmp_path_factory.mktemp("demo") / "demo"))
 
 
-@pytest.fixture(scope="session")
-def fer_slice(fer2013_dir, tmp_path_factory):
-    """A small real slice of FER-2013: 60 train and 15 test images per class (copied files)."""
-    target = tmp_path_factory.mktemp("fer_slice")
-    for split, n in (("train", 60), ("test", 15)):
+def copy_slice(fer2013_dir, target, per_class):
+    """The first files of each class of FER-2013: per_class = {"train": n, "test": m} (copied files)."""
+    for split, n in per_class.items():
         for name in sorted(os.listdir(os.path.join(fer2013_dir, split))):
             src = os.path.join(fer2013_dir, split, name)
             os.makedirs(target / split / name)
             for f in sorted(os.listdir(src))[:n]:
                 shutil.copy(os.path.join(src, f), target / split / name / f)
     return str(target)
+
+
+@pytest.fixture(scope="session")
+def fer_slice(fer2013_dir, tmp_path_factory):
+    """A small real slice of FER-2013: 60 train and 15 test images per class."""
+    return copy_slice(fer2013_dir, tmp_path_factory.mktemp("fer_slice"), {"train": 60, "test": 15})
+
+
+@pytest.fixture(scope="session")
+def fer_tiny(fer2013_dir, tmp_path_factory):
+    """A tiny real slice, 16 train and 4 test images per class: two batches of 64 for the
+    experiments whose networks cost seconds per batch on a CPU (VGG16 at 96x96, emulated bfloat16)."""
+    return copy_slice(fer2013_dir, tmp_path_factory.mktemp("fer_tiny"), {"train": 16, "test": 4})

@@ -71,9 +71,9 @@ def test_unknown_format_and_missing_model_are_one_line_errors(tmp_path):
         assert result.returncode != 0 and "Traceback" not in result.stderr and words in result.stderr
 
 
-def test_float32_keras_copy_of_a_bfloat16_model(fer_slice, tmp_path):
+def test_float32_keras_copy_of_a_bfloat16_model(fer_tiny, tmp_path):
     out = tmp_path / "bf16"
-    result = run_script("cnn_run.py", f"--data_dir={fer_slice}", f"--out_dir={out}", "--preset=fer_sota",
+    result = run_script("cnn_run.py", f"--data_dir={fer_tiny}", f"--out_dir={out}", "--preset=fer_sota",
                         "--epochs=1", "--precision=mixed_bfloat16", cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
     written, _ = cnn_model.export(str(out / "model.keras"), "keras", str(tmp_path / "shipped.keras"))
