@@ -53,6 +53,8 @@ vgg16_weights = ""          # a local ImageNet file (vgg16_weights_tf_dim_orderi
 epochs = 30
 batch_size = 32              # the demo set is small: 32 gives enough steps per epoch to leave the first plateau (64 stalled some seeds)
 optimizer = "adam"          # "adam" or "sgd" (with Nesterov momentum 0.9)
+weight_decay = 0.0          # decoupled weight decay (AdamW, Loshchilov & Hutter 2019): each step every kernel shrinks
+                            # by learning_rate x weight_decay of itself; biases and batch norm are left alone. 0: off
 learning_rate = 1e-3         # 2e-3 killed conv3 on FER-2013 in its first epoch (every ReLU off); 1e-3 learns on both data sets
 lr_schedule = "plateau"     # "plateau" (as both reports) or "cosine" (learning_rate down to min_learning_rate over epochs)
 lr_patience = 3             # plateau: epochs without val_loss progress before ...

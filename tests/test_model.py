@@ -334,3 +334,29 @@ def test_a_run_resumed_from_an_older_history_keeps_its_columns_in_line(tmp_path)
     for row in resumed:
         assert 0 <= float(row["accuracy"]) <= 1 and 0 <= float(row["val_accuracy"]) <= 1
         assert float(row["learning_rate"]) == pytest.approx(p["learning_rate"])
+
+
+def test_weight_decay_shrinks_kernels_and_leaves_batch_norm_and_biases_alone():
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0, 255, (32, 8, 8, 1)).astype(np.float32)
+    y = keras.utils.to_categorical(rng.integers(0, 3, 32), 3)
+    table = [("conv", 4, 3, "same", 2, True, 0.0), ("dense", 8, 0, "", 0, True, 0.0)]
+
+    def train(decay):
+        keras.utils.set_random_seed(0)
+        model = cnn_model.build_model(table, (8, 8, 1), 3)
+        # SGD at 0.1 with a decay of 5: each step takes half of every decayed weight away.
+        p = cnn_params.get_params(["--optimizer=sgd", "--learning_rate=0.1", f"--weight_decay={decay}"])
+        cnn_model.compile_model(model, p)
+        model.fit(x, y, batch_size=32, epochs=3, shuffle=False, verbose=0)
+        return [(v.name, np.asarray(v)) for v in model.trainable_weights]     # layer names differ per model
+
+    plain, decayed = train(0.0), train(5.0)
+    assert [name for name, _ in plain].count("kernel") == 3      # conv, dense, the softmax layer
+    for (name, before), (_, after) in zip(plain, decayed):
+        if name == "kernel":                            # 3 steps at a half each leave about an eighth
+            assert np.linalg.norm(after) < 0.3 * np.linalg.norm(before)
+        if name == "gamma":                             # starts at 1; decayed, it would be near 0.125
+            assert after.min() > 0.7
+        if name in ("beta", "bias"):                    # start at 0 and move by their gradients alone
+            assert 0 < np.abs(after).max() < 1.0
