@@ -243,7 +243,7 @@ def compute_policy(precision):
 
 def compile_model(model, p):
     # Keras decays decoupled from the gradient (AdamW's way), scaled by the learning rate, so the decay
-    # anneals with the schedule. None, not 0, turns it off: Keras skips the decay step only for None.
+    # anneals with the schedule. None, not 0, turns it off: with 0 Keras would still run a decay step that does nothing.
     decay = p["weight_decay"] or None
     if p["optimizer"] == "adam":
         optimizer = keras.optimizers.Adam(p["learning_rate"], weight_decay=decay)
@@ -253,7 +253,7 @@ def compile_model(model, p):
         raise ValueError(f"unknown optimizer {p['optimizer']!r}; use 'adam' or 'sgd'")
     if decay:
         # Batch norm's scale and shift and the biases set levels, not capacity: decaying them only pulls
-        # activations towards zero (the usual practice, as in timm and the AdamW paper's code).
+        # activations towards zero (timm leaves them out too).
         optimizer.exclude_from_weight_decay(var_names=["bias", "gamma", "beta"])
     loss = keras.losses.CategoricalCrossentropy(label_smoothing=p["label_smoothing"])
     model.compile(optimizer=optimizer, loss=loss, metrics=["accuracy"])
