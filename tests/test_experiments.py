@@ -146,13 +146,16 @@ def test_augmented_examples_show_the_faces_under_each_compute_policy(precision, 
     assert ((picture > 0.55) & (picture < 0.7)).mean() > 0.3
 
 
-def test_fer_sota_wide_is_fer_sota_at_twice_the_width():
-    narrow = cnn_model.build_model(cnn_params.PRESETS["fer_sota"], (48, 48, 1), 7)
-    wide = cnn_model.build_model(cnn_params.PRESETS["fer_sota_wide"], (48, 48, 1), 7)
+@pytest.mark.parametrize("preset, width, total", [("fer_sota_wide", 2.0, 7_057_351),
+                                                   ("fer_sota_narrow", 0.5, 444_151)])
+def test_fer_sota_wide_and_narrow_are_fer_sota_at_another_width(preset, width, total):
+    base = cnn_model.build_model(cnn_params.PRESETS["fer_sota"], (48, 48, 1), 7)
+    other = cnn_model.build_model(cnn_params.PRESETS[preset], (48, 48, 1), 7)
     widths = lambda m: [l.filters if hasattr(l, "filters") else l.units for l in m.layers
                         if hasattr(l, "filters") or hasattr(l, "units")]
-    assert widths(wide)[:-1] == [2 * w for w in widths(narrow)[:-1]]   # the 7-way output stays
-    assert wide.count_params() == 7_057_351
+    assert widths(other)[:-1] == [int(width * w) for w in widths(base)[:-1]]   # the 7-way output stays
+    assert widths(other)[-1] == 7
+    assert other.count_params() == total
 
 
 ZEN3 = "model name\t: AMD EPYC 7B13\nflags\t\t: fpu sse sse2 avx avx2 fma f16c\n"        # AVX2 only
