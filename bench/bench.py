@@ -153,12 +153,13 @@ def bench_training(images, labels, presets, policies, steps, p):
             rows.append((preset, precision, model.count_params(), rate_real, rate_memory, gflops, rate_keras_bn))
     keras.mixed_precision.set_global_policy("float32")
     peaks = {policy: matmul_peak(tf.as_dtype(policy.replace("mixed_", ""))) for policy in policies}
+    column = max(len(preset) for preset in ("preset", *presets)) + 2     # the preset column fits every name
     print(f"\n2-3. training, batch 64, {steps} steps\n"
-          f"{'preset':<17}{'policy':<16}{'params':>11}{'pipeline img/s':>16}{'memory img/s':>14}"
+          f"{'preset':<{column}}{'policy':<16}{'params':>11}{'pipeline img/s':>16}{'memory img/s':>14}"
           f"{'ratio':>7}{'GFLOP/s':>9}{'% of peak':>10}{'Keras BN img/s':>16}{'fused BN gain':>15}")
     for preset, precision, params, real, memory, gflops, keras_bn in rows:
         bn = f"{keras_bn:>16.0f}{memory / keras_bn:>14.2f}x" if keras_bn else f"{'-':>16}{'-':>15}"
-        print(f"{preset:<17}{precision:<16}{params:>11,}{real:>16.0f}{memory:>14.0f}{real / memory:>7.2f}"
+        print(f"{preset:<{column}}{precision:<16}{params:>11,}{real:>16.0f}{memory:>14.0f}{real / memory:>7.2f}"
               f"{gflops:>9.1f}{100 * gflops / peaks[precision]:>9.1f}%{bn}")
     for precision, peak in peaks.items():
         print(f"matmul peak, 2048x2048, {precision}: {peak:.0f} GFLOP/s")
@@ -171,7 +172,8 @@ def bench_training(images, labels, presets, policies, steps, p):
 # ------------------------------------------------------------------ 4. single-image latency
 
 def bench_latency(presets, repeat=50):
-    print(f"\n4. single-image latency (median of {repeat})\n{'preset':<17}{'model.predict ms':>18}{'predict_on_batch ms':>21}")
+    column = max(len(preset) for preset in ("preset", *presets)) + 2
+    print(f"\n4. single-image latency (median of {repeat})\n{'preset':<{column}}{'model.predict ms':>18}{'predict_on_batch ms':>21}")
     face = np.random.default_rng(0).uniform(0, 255, (1, 48, 48, 1)).astype(np.float32)
     for preset in presets:
         model = cnn_model.build_model(cnn_params.PRESETS[preset], (48, 48, 1), 7)
@@ -181,7 +183,7 @@ def bench_latency(presets, repeat=50):
             fn()
             samples = [timed(fn) for _ in range(repeat)]
             times[name] = 1000 * float(np.median(samples))
-        print(f"{preset:<17}{times['predict']:>18.2f}{times['on_batch']:>21.2f}")
+        print(f"{preset:<{column}}{times['predict']:>18.2f}{times['on_batch']:>21.2f}")
 
 
 def main(argv):
