@@ -1,9 +1,9 @@
 """Speed figures of the toolkit on this machine, side by side in one run.
 
     python bench/bench.py --data_dir=data/fer2013 [--presets=conv3,fer_sota,fer_best] [--steps=30]
-                          [--policies=float32,mixed_bfloat16]
+                          [--policies=float32,mixed_bfloat16] [--stages=fer_sota_narrow]
 
-Prints four tables:
+Prints four tables, and a fifth on request:
   1. decode-and-augment images/s: the old report's way (decode each file in an
      eager loop, every epoch), Keras's deprecated ImageDataGenerator, and our
      pipeline (decode once into memory, augment in the tf.data map);
@@ -12,7 +12,11 @@ Prints four tables:
      and, for presets with batch norm, the same model with Keras's own batch norm
      instead of our fused one (FusedBatchNormalization), from memory;
   3. achieved training GFLOP/s against the measured matmul peak of this machine;
-  4. single-image latency: model.predict() against the compiled predict_on_batch path.
+  4. single-image latency: model.predict() against the compiled predict_on_batch path;
+  5. with --stages=PRESET[,...]: where a training step's time goes, stage by
+     stage (the rows up to and including each pooling), in CPU milliseconds per
+     image, which a shared machine's busy neighbours do not inflate as they do
+     wall time (--presets= with nothing after it skips tables 1-4).
 Absolute times on a shared machine are noisy: compare within one run.
 """
 import os
@@ -32,7 +36,7 @@ import cnn_params
 
 # --policies=float32 skips bfloat16, which a CPU without AMX or AVX512-BF16 emulates at a tenth of the speed.
 ARGS = {"data_dir": "data/fer2013", "presets": "conv3,fer_sota,fer_best", "steps": "30", "images": "2048",
-        "policies": "float32,mixed_bfloat16"}
+        "policies": "float32,mixed_bfloat16", "stages": ""}
 
 
 def timed(fn, repeat=1):
@@ -186,6 +190,54 @@ def bench_latency(presets, repeat=50):
         print(f"{preset:<{column}}{times['predict']:>18.2f}{times['on_batch']:>21.2f}")
 
 
+# ------------------------------------------------------------------ 5. cost of each stage
+
+def cpu_ms_per_image(model, shape, steps, batch=64):
+    """Process CPU time of one training step, per image, fed from memory (float32)."""
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0, 255, (batch, *shape)).astype(np.float32)
+    y = np.eye(7, dtype=np.float32)[rng.integers(0, 7, batch)]
+    memory = tf.data.Dataset.from_tensors((x, y)).repeat()
+    model.fit(memory, steps_per_epoch=3, epochs=1, verbose=0)            # compile the train step
+    start = time.process_time()
+    model.fit(memory, steps_per_epoch=steps, epochs=1, verbose=0)
+    return 1000 * (time.process_time() - start) / (steps * batch)
+
+
+def bench_stages(presets, steps, p, repeat=3):
+    """Train the network from each stage onward and take differences: what each stage costs.
+
+    A stage ends at a row that pools; the network "from stage k" is the table
+    from that stage's first row, fed tensors of the shape that stage receives.
+    """
+    for preset in presets:
+        table = cnn_params.PRESETS[preset]
+        full = cnn_model.build_model(table, (48, 48, 1), 7)
+        pooled = [layer.output.shape[1:] for layer in full.layers if isinstance(layer, keras.layers.MaxPooling2D)]
+        starts = [0] + [i + 1 for i, row in enumerate(table) if row[0] == "conv" and row[4]]
+        shapes = [(48, 48, 1)] + [tuple(shape) for shape in pooled]
+        tails = []
+        for start, shape in zip(starts, shapes):
+            model = cnn_model.build_model(table[start:], shape, 7)
+            cnn_model.compile_model(model, dict(p, optimizer="adam", learning_rate=1e-3))
+            tails.append((model, shape, forward_flops(model)))
+        samples = [[] for _ in tails]
+        for _ in range(repeat):                       # alternate, so that a busy minute hits every tail alike
+            for sample, (model, shape, _) in zip(samples, tails):
+                sample.append(cpu_ms_per_image(model, shape, steps))
+        costs = [float(np.median(sample)) for sample in samples] + [0.0]
+        flops = [f for _, _, f in tails] + [0]
+        print(f"\n5. {preset}: training cost by stage, CPU ms per image (median of {repeat}, batch 64, {steps} steps)\n"
+              f"{'stage':<8}{'input':>12}{'rows':>6}{'forward MFLOP':>15}{'CPU ms/img':>12}{'share':>8}")
+        ends = starts[1:] + [len(table)]
+        for k, (start, end, (_, shape, _)) in enumerate(zip(starts, ends, tails)):
+            label = f"{k + 1}" if k < len(tails) - 1 or table[start][0] == "conv" else "head"
+            cost = costs[k] - costs[k + 1]
+            print(f"{label:<8}{'x'.join(map(str, shape)):>12}{end - start:>6}{(flops[k] - flops[k + 1]) / 1e6:>15.1f}"
+                  f"{cost:>12.2f}{100 * cost / costs[0]:>7.0f}%")
+        print(f"{'all':<8}{'':>12}{len(table):>6}{flops[0] / 1e6:>15.1f}{costs[0]:>12.2f}")
+
+
 def main(argv):
     args = dict(ARGS)
     for arg in argv:
@@ -194,16 +246,19 @@ def main(argv):
             sys.exit(f"error: {arg}: expected one of {', '.join('--' + k for k in ARGS)}")
         args[name] = value
     p = cnn_params.get_params(["--experiment=conv3"])
-    files, _ = cnn_data.list_split(os.path.join(args["data_dir"], "train"))
-    files = [files[i] for i in np.random.default_rng(0).permutation(len(files))[:int(args["images"])]]
     print(f"TensorFlow {tf.__version__}, Keras {keras.__version__}, {cnn_model.machine()}")
-    bench_input(files, p)
-    images, names, _, _ = cnn_data.load_images(files, 48, 48, split="bench")
-    classes = sorted(set(names))
-    labels = np.array([classes.index(n) for n in names], np.int32)
-    presets = args["presets"].split(",")
-    bench_training(images, labels, presets, args["policies"].split(","), int(args["steps"]), p)
-    bench_latency(presets)
+    if args["presets"]:                  # --presets= (empty) with --stages=... prints table 5 alone
+        files, _ = cnn_data.list_split(os.path.join(args["data_dir"], "train"))
+        files = [files[i] for i in np.random.default_rng(0).permutation(len(files))[:int(args["images"])]]
+        bench_input(files, p)
+        images, names, _, _ = cnn_data.load_images(files, 48, 48, split="bench")
+        classes = sorted(set(names))
+        labels = np.array([classes.index(n) for n in names], np.int32)
+        presets = args["presets"].split(",")
+        bench_training(images, labels, presets, args["policies"].split(","), int(args["steps"]), p)
+        bench_latency(presets)
+    if args["stages"]:
+        bench_stages(args["stages"].split(","), int(args["steps"]), p)
 
 
 if __name__ == "__main__":
