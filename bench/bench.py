@@ -231,7 +231,7 @@ def bench_stages(presets, steps, p, repeat=3):
               f"{'stage':<8}{'input':>12}{'rows':>6}{'forward MFLOP':>15}{'CPU ms/img':>12}{'share':>8}")
         ends = starts[1:] + [len(table)]
         for k, (start, end, (_, shape, _)) in enumerate(zip(starts, ends, tails)):
-            label = f"{k + 1}" if k < len(tails) - 1 or table[start][0] == "conv" else "head"
+            label = "head" if table[start][0] == "dense" else str(k + 1)
             cost = costs[k] - costs[k + 1]
             print(f"{label:<8}{'x'.join(map(str, shape)):>12}{end - start:>6}{(flops[k] - flops[k + 1]) / 1e6:>15.1f}"
                   f"{cost:>12.2f}{100 * cost / costs[0]:>7.0f}%")
