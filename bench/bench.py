@@ -192,13 +192,8 @@ def bench_latency(presets, repeat=50):
 
 # ------------------------------------------------------------------ 5. cost of each stage
 
-def cpu_ms_per_image(model, shape, steps, batch=64):
-    """Process CPU time of one training step, per image, fed from memory (float32)."""
-    rng = np.random.default_rng(0)
-    x = rng.uniform(0, 255, (batch, *shape)).astype(np.float32)
-    y = np.eye(7, dtype=np.float32)[rng.integers(0, 7, batch)]
-    memory = tf.data.Dataset.from_tensors((x, y)).repeat()
-    model.fit(memory, steps_per_epoch=3, epochs=1, verbose=0)            # compile the train step
+def cpu_ms_per_image(model, memory, steps, batch=64):
+    """Process CPU time of a training step, per image, fed from memory (float32)."""
     start = time.process_time()
     model.fit(memory, steps_per_epoch=steps, epochs=1, verbose=0)
     return 1000 * (time.process_time() - start) / (steps * batch)
@@ -216,21 +211,26 @@ def bench_stages(presets, steps, p, repeat=3):
         pooled = [layer.output.shape[1:] for layer in full.layers if isinstance(layer, keras.layers.MaxPooling2D)]
         starts = [0] + [i + 1 for i, row in enumerate(table) if row[0] == "conv" and row[4]]
         shapes = [(48, 48, 1)] + [tuple(shape) for shape in pooled]
+        rng = np.random.default_rng(0)
         tails = []
         for start, shape in zip(starts, shapes):
             model = cnn_model.build_model(table[start:], shape, 7)
             cnn_model.compile_model(model, dict(p, optimizer="adam", learning_rate=1e-3))
-            tails.append((model, shape, forward_flops(model)))
+            x = rng.uniform(0, 255, (64, *shape)).astype(np.float32)
+            y = np.eye(7, dtype=np.float32)[rng.integers(0, 7, 64)]
+            memory = tf.data.Dataset.from_tensors((x, y)).repeat()
+            model.fit(memory, steps_per_epoch=3, epochs=1, verbose=0)     # compile the train step, once
+            tails.append((model, memory, shape, forward_flops(model)))
         samples = [[] for _ in tails]
         for _ in range(repeat):                       # alternate, so that a busy minute hits every tail alike
-            for sample, (model, shape, _) in zip(samples, tails):
-                sample.append(cpu_ms_per_image(model, shape, steps))
+            for sample, (model, memory, _, _) in zip(samples, tails):
+                sample.append(cpu_ms_per_image(model, memory, steps))
         costs = [float(np.median(sample)) for sample in samples] + [0.0]
-        flops = [f for _, _, f in tails] + [0]
+        flops = [f for _, _, _, f in tails] + [0]
         print(f"\n5. {preset}: training cost by stage, CPU ms per image (median of {repeat}, batch 64, {steps} steps)\n"
               f"{'stage':<8}{'input':>12}{'rows':>6}{'forward MFLOP':>15}{'CPU ms/img':>12}{'share':>8}")
         ends = starts[1:] + [len(table)]
-        for k, (start, end, (_, shape, _)) in enumerate(zip(starts, ends, tails)):
+        for k, (start, end, (_, _, shape, _)) in enumerate(zip(starts, ends, tails)):
             label = "head" if table[start][0] == "dense" else str(k + 1)
             cost = costs[k] - costs[k + 1]
             print(f"{label:<8}{'x'.join(map(str, shape)):>12}{end - start:>6}{(flops[k] - flops[k + 1]) / 1e6:>15.1f}"
