@@ -6,6 +6,7 @@
     python cnn_eval.py --tta=flip                       # average each image with its mirror
     python cnn_eval.py --tta=crops                      # ten-crop: 4 corners and centre, each mirrored
     python cnn_eval.py --detect_faces=True photo.jpg    # crop the largest face first, as FER-2013's are
+    python cnn_eval.py --model=a.keras,b.keras          # an ensemble: the models' probabilities averaged
 
 eval.png beside eval.json shows each image as the network saw it, with its
 true and predicted class and the top-3 probabilities.
@@ -13,7 +14,7 @@ true and predicted class and the top-3 probabilities.
 A subfolder named after a class of the model is scored against that class; any
 other subfolder, and loose files, are predicted only. It prints one row per
 image, then accuracy and loss over the labelled ones, and writes eval.json
-beside the model (or to --out=PATH).
+beside the model, the first of an ensemble (or to --out=PATH).
 """
 import os
 import sys
@@ -69,17 +70,35 @@ def gather(images_dir, files, classes):
     return pairs
 
 
+def load_models(paths):
+    """The models of --model (several, comma-separated, form an ensemble), their class
+    names and input size; a file that does not fit or does not match the first is one line."""
+    import cnn_model
+    models, classes = [], None
+    for path in paths:
+        try:
+            model, its_classes, params = cnn_model.load_model(path)
+        except cnn_model.ModelError as error:
+            sys.exit(f"error: {error}")
+        _, height, width, _ = model.input_shape
+        if params and (params.get("img_height"), params.get("img_width")) != (height, width):
+            sys.exit(f"error: {path}: its input is {height}x{width} but its stored parameters say "
+                     f"{params.get('img_height')}x{params.get('img_width')}; the file is inconsistent")
+        if not models:
+            classes = its_classes
+        elif (its_classes, model.input_shape) != (classes, models[0].input_shape):
+            sys.exit(f"error: {path}: its classes ({', '.join(its_classes)}) or input {model.input_shape[1:]} differ "
+                     f"from {paths[0]}'s ({', '.join(classes)}; {models[0].input_shape[1:]}): an ensemble "
+                     f"averages models of the same classes and input")
+        models.append(model)
+    return models, classes, models[0].input_shape[1:3]
+
+
 def main(argv):
     options, files = parse_args(argv)
     import cnn_model
-    try:
-        model, classes, params = cnn_model.load_model(options["model"])
-    except cnn_model.ModelError as error:
-        sys.exit(f"error: {error}")
-    _, height, width, channels = model.input_shape
-    if params and (params.get("img_height"), params.get("img_width")) != (height, width):
-        sys.exit(f"error: {options['model']}: its input is {height}x{width} but its stored parameters say "
-                 f"{params.get('img_height')}x{params.get('img_width')}; the file is inconsistent")
+    paths = options["model"].split(",")
+    models, classes, (height, width) = load_models(paths)
 
     # Decode each file the way the training data was prepared: grayscale, resized.
     scored, pixels = [], []
@@ -91,7 +110,9 @@ def main(argv):
             print(f"skipped {path}: {error}")
     if not scored:
         sys.exit(f"error: no image could be read from {' '.join(files) or options['images']}")
-    probabilities = cnn_model.predict(model, np.stack(pixels)[..., None], tta=options["tta"])
+    faces = np.stack(pixels)[..., None]
+    # An ensemble's answer is the mean of its models' probabilities (each with the same TTA).
+    probabilities = np.mean([cnn_model.predict(model, faces, tta=options["tta"]) for model in models], axis=0)
 
     print(f"\n{'file':<48}{'true':>10}{'predicted':>11}{'confidence':>12}")
     predictions = []
@@ -107,7 +128,7 @@ def main(argv):
     report = {"model": options["model"], "classes": classes, "tta": options["tta"], "n_scored": len(scored),
               "accuracy": result["accuracy"], "loss": result["loss"], "n_labelled": result["n"],
               "per_class": result.get("per_class", {}), "predictions": predictions}
-    out = options["out"] or os.path.join(os.path.dirname(os.path.abspath(options["model"])), "eval.json")
+    out = options["out"] or os.path.join(os.path.dirname(os.path.abspath(paths[0])), "eval.json")
     cnn_model.write_json(out, report)
     sheet = os.path.splitext(out)[0] + ".png"
     # A sheet of thousands of faces would take minutes and gigabytes to draw; the

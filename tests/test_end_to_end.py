@@ -268,6 +268,23 @@ def test_fine_tuning_starts_from_a_saved_model(fresh_user, tmp_path):
                        "--epochs=1", f"--out_dir={tmp_path / 'wrong'}", cwd=home)
     assert wrong.returncode != 0 and "Traceback" not in wrong.stderr
     assert "a different network than the preset's" in wrong.stderr
+    # The two as an ensemble: each face's probabilities are the mean of the two models' (eval.json keeps 5 decimals).
+    reports = {}
+    for name, model in (("start", home / "log" / "model.keras"), ("tuned", tmp_path / "tuned" / "model.keras"),
+                        ("both", f"{home / 'log' / 'model.keras'},{tmp_path / 'tuned' / 'model.keras'}")):
+        scored = run_script("cnn_eval.py", f"--model={model}", f"--out={tmp_path / name}.json", cwd=home)
+        assert scored.returncode == 0, scored.stderr[-2000:]
+        reports[name] = json.loads((tmp_path / f"{name}.json").read_text())["predictions"]
+    assert len(reports["both"]) == 8
+    for start, tuned, both in zip(reports["start"], reports["tuned"], reports["both"]):
+        for c, q in both["probabilities"].items():
+            assert abs(q - (start["probabilities"][c] + tuned["probabilities"][c]) / 2) < 2e-5
+    assert any(s["probabilities"] != t["probabilities"] for s, t in zip(reports["start"], reports["tuned"]))
+    mixed = run_script("cnn_eval.py", f"--model={home / 'log' / 'model.keras'},{os.path.join(REPO, 'pretrained', 'fer2013.keras')}",
+                       cwd=home)
+    assert mixed.returncode != 0 and "Traceback" not in mixed.stderr
+    last = mixed.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: ") and "pretrained/fer2013.keras: its classes (angry, disgust, fear, happy, neutral" in last
 
 
 def test_a_resumed_run_or_a_fine_tune_draws_new_batches_instead_of_replaying_the_first_epochs(tmp_path):

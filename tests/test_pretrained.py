@@ -34,11 +34,11 @@ def test_shipped_model_scores_the_8_real_photos(external_faces, tmp_path):
 
 
 def test_shipped_model_on_a_publictest_sample(fer2013_dir):
-    """Every 5th PublicTest image (718 faces): the shipped model must stay near its measured 0.675 (the reports' conv3 scores 0.36-0.44)."""
+    """Every 5th PublicTest image (718 faces): the shipped model must stay near its measured 0.689 (the reports' conv3 scores 0.36-0.44)."""
     files, _ = cnn_data.list_split(os.path.join(fer2013_dir, "test"))
     files = files[::5]
     faces, names, _, _ = cnn_data.load_images(files, 48, 48, split="sample")
     model, classes, _ = cnn_model.load_model(PRETRAINED)
     labels = np.array([classes.index(n) for n in names])
     accuracy = cnn_model.score(cnn_model.predict(model, faces), labels, classes)["accuracy"]
-    assert len(labels) == 718 and accuracy > 0.66, accuracy   # measured: 0.675
+    assert len(labels) == 718 and accuracy > 0.675, accuracy   # measured: 0.689
