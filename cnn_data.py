@@ -421,8 +421,9 @@ def make_dataset(images, labels, n_classes, batch_size, training=False, augmente
     """A tf.data pipeline over in-memory arrays: shuffle, batch, augment, prefetch.
 
     Pixels stay 0..255 here; the model's first layer rescales them to 0..1,
-    so a saved model takes plain pixel values. Labels become one-hot vectors
-    for categorical cross-entropy; with mixup > 0, blends of two of them.
+    so a saved model takes plain pixel values. Labels (class indices) become one-hot
+    vectors for categorical cross-entropy; with mixup > 0, blends of two of them.
+    Labels given as one row of probabilities per face (a teacher's targets) stay as they are.
     """
     try:
         import tensorflow as tf
@@ -432,8 +433,9 @@ def make_dataset(images, labels, n_classes, batch_size, training=False, augmente
     if training:
         ds = ds.shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
     ds = ds.batch(batch_size)
-    ds = ds.map(lambda x, y: (tf.cast(x, tf.float32), tf.one_hot(y, n_classes)),
-                num_parallel_calls=tf.data.AUTOTUNE)
+    def to_float(x, y):
+        return tf.cast(x, tf.float32), (y if labels.ndim == 2 else tf.one_hot(y, n_classes))
+    ds = ds.map(to_float, num_parallel_calls=tf.data.AUTOTUNE)
     if augmenter is not None:
         # On CPU, augment in the dataset map, so it runs alongside training.
         ds = ds.map(lambda x, y: (augmenter(x, training=True), y), num_parallel_calls=tf.data.AUTOTUNE)
@@ -475,7 +477,7 @@ def array_batches(images, labels, n_classes, batch_size, training=False, augment
             x = images[index].astype(np.float32)
             if augmenter is not None:
                 x = augmenter(x, training=True)
-            y = np.eye(n_classes, dtype=np.float32)[labels[index]]
+            y = labels[index] if labels.ndim == 2 else np.eye(n_classes, dtype=np.float32)[labels[index]]
             if mixup > 0:
                 x = keras.ops.cast(x, "float32")      # bfloat16 from the augmenter under mixed_bfloat16
                 x, y = mix_faces(x, y, self.rng.beta(mixup, mixup, len(index)).astype(np.float32))

@@ -70,35 +70,15 @@ def gather(images_dir, files, classes):
     return pairs
 
 
-def load_models(paths):
-    """The models of --model (several, comma-separated, form an ensemble), their class
-    names and input size; a file that does not fit or does not match the first is one line."""
-    import cnn_model
-    models, classes = [], None
-    for path in paths:
-        try:
-            model, its_classes, params = cnn_model.load_model(path)
-        except cnn_model.ModelError as error:
-            sys.exit(f"error: {error}")
-        _, height, width, _ = model.input_shape
-        if params and (params.get("img_height"), params.get("img_width")) != (height, width):
-            sys.exit(f"error: {path}: its input is {height}x{width} but its stored parameters say "
-                     f"{params.get('img_height')}x{params.get('img_width')}; the file is inconsistent")
-        if not models:
-            classes = its_classes
-        elif (its_classes, model.input_shape) != (classes, models[0].input_shape):
-            sys.exit(f"error: {path}: its classes ({', '.join(its_classes)}) or input {model.input_shape[1:]} differ "
-                     f"from {paths[0]}'s ({', '.join(classes)}; {models[0].input_shape[1:]}): an ensemble "
-                     f"averages models of the same classes and input")
-        models.append(model)
-    return models, classes, models[0].input_shape[1:3]
-
-
 def main(argv):
     options, files = parse_args(argv)
     import cnn_model
     paths = options["model"].split(",")
-    models, classes, (height, width) = load_models(paths)
+    try:
+        models, classes, _ = cnn_model.load_models(paths)
+    except cnn_model.ModelError as error:
+        sys.exit(f"error: {error}")
+    height, width = models[0].input_shape[1:3]
 
     # Decode each file the way the training data was prepared: grayscale, resized.
     scored, pixels = [], []

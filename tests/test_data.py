@@ -314,6 +314,30 @@ def test_mixup_blends_each_face_with_a_partner_and_its_label_alike(pipeline):
 
 
 @pytest.mark.parametrize("pipeline", ["tf.data", "arrays"])
+def test_a_teachers_targets_reach_the_batches_as_they_are(pipeline):
+    """Distillation hands make_dataset one row of probabilities per face instead of a class:
+    each face must arrive with its own row, shuffled alike, and mixup must blend the rows."""
+    if pipeline == "tf.data":
+        pytest.importorskip("tensorflow")
+    make = cnn_data.make_dataset if pipeline == "tf.data" else cnn_data.array_batches
+    n = 100
+    images = np.arange(n, dtype=np.uint8)[:, None, None, None] * np.ones((1, 4, 4, 1), np.uint8)
+    targets = np.random.default_rng(0).dirichlet(np.ones(3), n).astype(np.float32)
+
+    def one_epoch(batches):
+        pairs = [batches[i] for i in range(len(batches))] if pipeline == "arrays" else list(batches)
+        return (np.concatenate([np.asarray(x, np.float32) for x, _ in pairs]),
+                np.concatenate([np.asarray(y, np.float32) for _, y in pairs]))
+
+    x, y = one_epoch(make(images, targets, 3, 32, training=True, seed=1))
+    which = x[:, 0, 0, 0].astype(int)
+    assert not np.array_equal(which, np.arange(n))                   # shuffled ...
+    assert np.array_equal(y, targets[which])                         # ... with each face's own row
+    x, y = one_epoch(make(images, targets, 3, 32, training=True, seed=1, mixup=0.4))
+    assert np.allclose(y.sum(1), 1, atol=1e-5) and not np.isin(y, targets).all()
+
+
+@pytest.mark.parametrize("pipeline", ["tf.data", "arrays"])
 def test_mixup_takes_the_augmenters_bfloat16_faces(pipeline):
     """Under mixed_bfloat16 the live augmenter hands out bfloat16 faces; mixup
     must blend them with float32 shares (it once failed to, at the first batch)."""

@@ -2,6 +2,7 @@
 import csv
 import json
 import os
+import re
 
 import keras
 import numpy as np
@@ -10,7 +11,7 @@ import pytest
 import cnn_data
 import cnn_model
 import cnn_params
-from conftest import run_script
+from conftest import REPO, run_script
 
 
 def test_vgg16_parameter_count_at_48x48():
@@ -106,6 +107,8 @@ EXPERIMENT_DATA = {"qider": "demo", "qider_nodrop": "demo"}
 def test_each_experiment_runs_one_short_epoch(name, fer_tiny, demo_dir, tmp_path):
     data_dir = demo_dir if EXPERIMENT_DATA.get(name) == "demo" else fer_tiny
     extra = ["--balance_count=10"] if "balanced" in name else []
+    if cnn_params.EXPERIMENTS[name].get("teacher"):    # a path from the repo's root; the test runs elsewhere
+        extra.append(f"--teacher={os.path.join(REPO, cnn_params.EXPERIMENTS[name]['teacher'])}")
     out = tmp_path / "log"
     result = run_script("cnn_run.py", f"--experiment={name}", f"--data_dir={data_dir}", f"--out_dir={out}",
                         "--epochs=1", *extra, cwd=tmp_path)
@@ -126,6 +129,9 @@ def test_each_experiment_runs_one_short_epoch(name, fer_tiny, demo_dir, tmp_path
         assert "tta_" + p["tta"] not in metrics["train"]
     if p["live_augment"]:
         assert (out / "augmented_examples.png").stat().st_size > 0
+    if p["teacher"]:
+        assert metrics["teacher"].endswith(p["teacher"]) and metrics["teacher_time_s"] > 0
+        assert re.search(r"labelled \d+ training faces in \d+ s; its class is the label on \d+\.\d% of them", result.stdout)
 
 
 @pytest.mark.parametrize("precision", ["float32", "mixed_bfloat16"])

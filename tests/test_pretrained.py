@@ -8,6 +8,7 @@ import pytest
 
 import cnn_data
 import cnn_model
+import cnn_params
 from conftest import REPO, run_script
 
 PRETRAINED = os.path.join(REPO, "pretrained", "fer2013.keras")
@@ -42,3 +43,31 @@ def test_shipped_model_on_a_publictest_sample(fer2013_dir):
     labels = np.array([classes.index(n) for n in names])
     accuracy = cnn_model.score(cnn_model.predict(model, faces), labels, classes)["accuracy"]
     assert len(labels) == 718 and accuracy > 0.675, accuracy   # measured: 0.689
+
+
+def test_the_shipped_model_teaches_a_student(fer_tiny, tmp_path):
+    """Distillation: each training target is teacher_weight of the teacher's probabilities (face
+    and mirror averaged) and the rest of the one-hot label; a teacher that knows other classes or
+    held out another validation split is refused in one line."""
+    files, _ = cnn_data.list_split(os.path.join(fer_tiny, "train"))
+    faces, names, _, _ = cnn_data.load_images(files, 48, 48, split="train")
+    labels = np.array([FER_CLASSES.index(n) for n in names])
+    p = cnn_params.get_params(["--teacher_weight=0.7"])
+    targets, own = cnn_model.teacher_targets([PRETRAINED], faces, labels, FER_CLASSES, p)
+    teacher, _, _ = cnn_model.load_model(PRETRAINED)
+    pixels = faces.astype(np.float32)
+    soft = (teacher.predict(pixels, verbose=0) + teacher.predict(pixels[:, :, ::-1], verbose=0)) / 2
+    assert targets.shape == (len(labels), 7) and targets.dtype == np.float32
+    assert np.allclose(own, soft, atol=1e-5)
+    assert np.allclose(targets, 0.7 * soft + 0.3 * np.eye(7)[labels], atol=1e-5)
+    assert np.allclose(targets.sum(1), 1, atol=1e-5)
+    assert not np.allclose(targets, np.eye(7)[labels], atol=0.05)        # the teacher does change the targets
+    with pytest.raises(cnn_model.ModelError, match="validation split .*--seed=1337"):
+        cnn_model.teacher_targets([PRETRAINED], faces, labels, FER_CLASSES, cnn_params.get_params(["--seed=7"]))
+    with pytest.raises(cnn_model.ModelError, match="same classes"):
+        cnn_model.teacher_targets([PRETRAINED], faces, labels, FER_CLASSES[::-1], p)
+    refused = run_script("cnn_run.py", f"--data_dir={fer_tiny}", f"--teacher={PRETRAINED}", "--seed=7",
+                         f"--out_dir={tmp_path / 'log'}", cwd=tmp_path)
+    assert refused.returncode != 0 and "Traceback" not in refused.stderr
+    last = refused.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: ") and "fer2013.keras: the teacher held out another validation split" in last
