@@ -322,9 +322,9 @@ def load_model(path):
 
 def load_models(paths):
     """Several models saved by save_model, to be averaged (an ensemble, or a teacher):
-    the models, their class names and the first one's parameters. A file that cannot
+    the models, their class names and each one's stored parameters. A file that cannot
     be used, or whose classes or input differ from the first's, is a one-line ModelError."""
-    models, classes, first_params = [], None, None
+    models, classes, all_params = [], None, []
     for path in paths:
         model, its_classes, params = load_model(path)
         _, height, width, _ = model.input_shape
@@ -332,33 +332,36 @@ def load_models(paths):
             raise ModelError(f"{path}: its input is {height}x{width} but its stored parameters say "
                              f"{params.get('img_height')}x{params.get('img_width')}; the file is inconsistent")
         if not models:
-            classes, first_params = its_classes, params
+            classes = its_classes
         elif (its_classes, model.input_shape) != (classes, models[0].input_shape):
             raise ModelError(f"{path}: its classes ({', '.join(its_classes)}) or input {model.input_shape[1:]} differ "
                              f"from {paths[0]}'s ({', '.join(classes)}; {models[0].input_shape[1:]}): an ensemble "
                              f"averages models of the same classes and input")
         models.append(model)
-    return models, classes, first_params
+        all_params.append(params)
+    return models, classes, all_params
 
 
 def teacher_targets(paths, images, labels, classes, p):
-    """Distillation's training targets, and the teacher's own probabilities: for each face, teacher_weight of the teacher's
-    probabilities (face and mirror averaged; several teachers averaged) and the rest
-    of the one-hot label. The teacher must know the same classes, take the same input,
-    and have kept the same faces out for validation, or it would have learned the very
-    faces that choose the student's best epoch. A mismatch is a one-line ModelError."""
-    models, its_classes, params = load_models(paths)
+    """Distillation's training targets, and the teacher's own probabilities.
+
+    Each face's target is teacher_weight of the teacher's probabilities (face and
+    mirror averaged; several teachers averaged) and the rest of its one-hot label.
+    A teacher must know the same classes, take the same input, and have kept the
+    same faces out for validation, or it would have learned the very faces that
+    choose the student's best epoch. A mismatch is a one-line ModelError."""
+    models, its_classes, all_params = load_models(paths)
     if its_classes != list(classes):
         raise ModelError(f"{paths[0]}: a teacher must know the same classes in the same order: it has "
                          f"{', '.join(its_classes)}; the data has {', '.join(classes)}")
     if models[0].input_shape[1:] != images.shape[1:]:
         raise ModelError(f"{paths[0]}: the teacher takes {models[0].input_shape[1:]} faces; the student is fed "
                          f"{images.shape[1:]} (set img_height, img_width and channels alike)")
-    split = ("seed", "validation_split")
-    if params and any(params.get(name) != p[name] for name in split):
-        raise ModelError(f"{paths[0]}: the teacher held out another validation split (seed {params.get('seed')}, "
-                         f"validation_split {params.get('validation_split')}); train with "
-                         f"--seed={params.get('seed')} --validation_split={params.get('validation_split')}")
+    for path, params in zip(paths, all_params):
+        if params and (params.get("seed"), params.get("validation_split")) != (p["seed"], p["validation_split"]):
+            raise ModelError(f"{path}: the teacher held out another validation split (seed {params.get('seed')}, "
+                             f"validation_split {params.get('validation_split')}); train with "
+                             f"--seed={params.get('seed')} --validation_split={params.get('validation_split')}")
     soft = np.mean([predict(model, images, tta="flip") for model in models], axis=0)
     one_hot = np.eye(len(classes), dtype=np.float32)[labels]
     return (p["teacher_weight"] * soft + (1 - p["teacher_weight"]) * one_hot).astype(np.float32), soft

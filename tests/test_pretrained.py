@@ -2,6 +2,7 @@
 import json
 import os
 import re
+import zipfile
 
 import numpy as np
 import pytest
@@ -64,6 +65,17 @@ def test_the_shipped_model_teaches_a_student(fer_tiny, tmp_path):
     assert not np.allclose(targets, np.eye(7)[labels], atol=0.05)        # the teacher does change the targets
     with pytest.raises(cnn_model.ModelError, match="validation split .*--seed=1337"):
         cnn_model.teacher_targets([PRETRAINED], faces, labels, FER_CLASSES, cnn_params.get_params(["--seed=7"]))
+    other = tmp_path / "other_split.keras"          # the shipped model, as if trained with --seed=7
+    with zipfile.ZipFile(PRETRAINED) as source, zipfile.ZipFile(other, "w") as copy:
+        for item in source.infolist():
+            data = source.read(item)
+            if item.filename == cnn_model.META_FILE:
+                meta = json.loads(data)
+                meta["params"]["seed"] = 7
+                data = json.dumps(meta)
+            copy.writestr(item, data)
+    with pytest.raises(cnn_model.ModelError, match="other_split.keras: the teacher held out another validation split"):
+        cnn_model.teacher_targets([PRETRAINED, str(other)], faces, labels, FER_CLASSES, p)   # each teacher is checked
     with pytest.raises(cnn_model.ModelError, match="same classes"):
         cnn_model.teacher_targets([PRETRAINED], faces, labels, FER_CLASSES[::-1], p)
     refused = run_script("cnn_run.py", f"--data_dir={fer_tiny}", f"--teacher={PRETRAINED}", "--seed=7",
