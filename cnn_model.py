@@ -18,6 +18,7 @@ import numpy as np
 import keras
 
 META_FILE = "fer_toolkit.json"   # class names and parameters, stored inside the .keras zip
+TEACHER_FILE = "teacher.npz"      # a distilled run's teacher probabilities, kept in its out_dir
 
 
 class ModelError(Exception):
@@ -342,11 +343,24 @@ def load_models(paths):
     return models, classes, all_params
 
 
-def teacher_targets(paths, images, labels, classes, p):
+def teacher_targets(teacher, images, labels, files, classes, p):
     """Distillation's training targets, and the teacher's own probabilities.
 
-    Each face's target is teacher_weight of the teacher's probabilities (face and
-    mirror averaged; several teachers averaged) and the rest of its one-hot label.
+    Each face's target is teacher_weight of the teacher's probabilities and the
+    rest of its one-hot label. The teacher is a list of saved models (face and
+    mirror averaged, several models averaged), or one teacher file (.npz) that
+    holds such probabilities, written by an earlier run (see save_teacher_file).
+    files are the student's training files, before augment_dataset adds copies."""
+    if len(teacher) == 1 and teacher[0].endswith(".npz"):
+        soft = read_teacher_file(teacher[0], len(images), files, classes, p)
+    else:
+        soft = teacher_probabilities(teacher, images, classes, p)
+    one_hot = np.eye(len(classes), dtype=np.float32)[labels]
+    return (p["teacher_weight"] * soft + (1 - p["teacher_weight"]) * one_hot).astype(np.float32), soft
+
+
+def teacher_probabilities(paths, images, classes, p):
+    """The saved models' probabilities for each face, face and mirror averaged, models averaged.
     A teacher must know the same classes, take the same input, and have kept the
     same faces out for validation, or it would have learned the very faces that
     choose the student's best epoch. A mismatch is a one-line ModelError."""
@@ -358,13 +372,68 @@ def teacher_targets(paths, images, labels, classes, p):
         raise ModelError(f"{paths[0]}: the teacher takes {models[0].input_shape[1:]} faces; the student is fed "
                          f"{images.shape[1:]} (set img_height, img_width and channels alike)")
     for path, params in zip(paths, all_params):
-        if params and (params.get("seed"), params.get("validation_split")) != (p["seed"], p["validation_split"]):
-            raise ModelError(f"{path}: the teacher held out another validation split (seed {params.get('seed')}, "
-                             f"validation_split {params.get('validation_split')}); train with "
-                             f"--seed={params.get('seed')} --validation_split={params.get('validation_split')}")
-    soft = np.mean([predict(model, images, tta="flip") for model in models], axis=0)
-    one_hot = np.eye(len(classes), dtype=np.float32)[labels]
-    return (p["teacher_weight"] * soft + (1 - p["teacher_weight"]) * one_hot).astype(np.float32), soft
+        check_split(path, "the teacher", params, p)
+    return np.mean([predict(model, images, tta="flip") for model in models], axis=0).astype(np.float32)
+
+
+def check_split(path, what, params, p):
+    """A teacher must have held out the student's validation faces: same seed and validation_split."""
+    if params and (params.get("seed"), params.get("validation_split")) != (p["seed"], p["validation_split"]):
+        raise ModelError(f"{path}: {what} held out another validation split (seed {params.get('seed')}, "
+                         f"validation_split {params.get('validation_split')}); train with "
+                         f"--seed={params.get('seed')} --validation_split={params.get('validation_split')}")
+
+
+# What a teacher file must agree on with the run that reads it: the split, and the
+# balancing copies that augment_dataset appends after the training faces.
+TEACHER_FILE_PARAMS = ("seed", "validation_split", "augment_dataset", "noise_std", "img_height", "img_width")
+
+
+def save_teacher_file(path, soft, files, classes, p):
+    """The teacher's probabilities with what they belong to, so that a resumed run, or
+    another student on another machine, need not label the faces again (minutes on a
+    CPU). Files are stored relative to data_dir, so the data may move."""
+    np.savez_compressed(path, probabilities=soft.astype(np.float32), classes=np.array(classes),
+                        files=np.array([relative_to(f, p["data_dir"]) for f in files]),
+                        teacher=np.array(p["teacher"]), **{k: np.array(p[k]) for k in TEACHER_FILE_PARAMS})
+
+
+def read_teacher_file(path, n_faces, files, classes, p):
+    """The probabilities of a teacher file, checked against the run that reads them: the
+    same classes, validation split, training files in the same order, and balancing copies."""
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            stored = {key: f[key] for key in f.files}
+        soft = stored["probabilities"]
+        stored_params = {k: stored[k].item() for k in TEACHER_FILE_PARAMS}
+        its_classes, its_files = list(stored["classes"]), list(stored["files"])
+    except Exception as error:      # not a zip, a key missing, ...: which one matters less than the file
+        raise ModelError(f"{path}: not a teacher file written by cnn_run.py ({type(error).__name__}: {error})") from None
+    if its_classes != list(classes):
+        raise ModelError(f"{path}: the teacher's classes are {', '.join(its_classes)}; the data has {', '.join(classes)}")
+    check_split(path, "the teacher file's run", stored_params, p)
+    for key in TEACHER_FILE_PARAMS[2:]:
+        if stored_params[key] != p[key]:
+            raise ModelError(f"{path}: written with --{key}={stored_params[key]}; this run has --{key}={p[key]}")
+    if its_files != [relative_to(f, p["data_dir"]) for f in files] or soft.shape != (n_faces, len(classes)):
+        raise ModelError(f"{path}: labels other training faces ({len(its_files):,} files) than this run's "
+                         f"({len(files):,} in {p['data_dir']}); label them again with --teacher=MODEL.keras")
+    return soft
+
+
+def teacher_of(path):
+    """The --teacher that wrote a teacher file ("" when it is none, or unreadable)."""
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            return str(f["teacher"])
+    except Exception:
+        return ""
+
+
+def relative_to(path, folder):
+    """A file's path inside folder (as written), or the path itself when it is not inside (a CSV row)."""
+    prefix = os.path.join(folder, "")
+    return path[len(prefix):] if path.startswith(prefix) else path
 
 
 # ------------------------------------------------------------------ train

@@ -63,7 +63,8 @@ min_learning_rate = 1e-5    # ... down to this floor
 label_smoothing = 0.0       # train towards (1 - x) on the true class and x spread evenly: FER-2013's labels are noisy
 teacher = ""                # distillation (Hinton et al. 2015): a saved .keras model (several, comma-separated: their
                             # average) whose probabilities for each training face, face and mirror averaged, become
-                            # part of its training target; it must share the classes and the validation split
+                            # part of its training target; it must share the classes and the validation split. The
+                            # probabilities are kept in out_dir/teacher.npz, which can be the teacher of another run
 teacher_weight = 0.7        # the teacher's share of each target; the rest is the one-hot label
 seed = 1337                 # same seed, same machine: same split, same weights, same metrics
 tta = "none"                # test-time augmentation when scoring: "none", "flip" (image and mirror averaged)

@@ -29,7 +29,7 @@ def main(argv):
     started = time.time()
     for path in filter(None, p["teacher"].split(",")):     # now, not after minutes of decoding
         if not os.path.isfile(path):
-            sys.exit(f"error: --teacher: {path}: no such model file")
+            sys.exit(f"error: --teacher: {path}: no such file (a .keras model, or a teacher.npz of an earlier run)")
     if wants_demo_set(p, argv):
         print(f"no dataset at {p['data_dir']}; training on the built-in demo set in {p['demo_dir']} instead")
         p["data_dir"] = p["demo_dir"]
@@ -62,16 +62,25 @@ def main(argv):
     if keras.backend.backend() == "tensorflow":
         import tensorflow as tf
         tf.config.experimental.enable_op_determinism()   # same seed, same machine: same weights
-    # Distillation: the teacher labels every training face once, before the first epoch (again on a resume).
+    # Distillation: the teacher labels every training face once, before the first epoch. Its
+    # probabilities are kept in out_dir/teacher.npz: a resumed run reads them back, and
+    # --teacher=that/teacher.npz hands them to another student, here or on another machine.
     teacher_time = 0.0
     if p["teacher"]:
         clock = time.time()
+        kept = os.path.join(p["out_dir"], cnn_model.TEACHER_FILE)
+        teacher = p["teacher"].split(",")
+        if cnn_model.teacher_of(kept) == p["teacher"]:     # a resumed run: its own labels
+            teacher = [kept]
         try:
-            targets, teacher_says = cnn_model.teacher_targets(p["teacher"].split(","), x_fit, y_fit, classes, p)
+            targets, teacher_says = cnn_model.teacher_targets(teacher, x_fit, y_fit, data["train"][2], classes, p)
         except cnn_model.ModelError as error:
             sys.exit(f"error: {error}")
+        if not teacher[0].endswith(".npz"):
+            cnn_model.save_teacher_file(kept, teacher_says, data["train"][2], classes, p)
         teacher_time = round(time.time() - clock, 1)
-        print(f"teacher {p['teacher']}: labelled {len(y_fit):,} training faces in {teacher_time:.0f} s; "
+        source = f" (labels of {cnn_model.teacher_of(teacher[0])})" if teacher[0].endswith(".npz") else ""
+        print(f"teacher {', '.join(teacher)}{source}: {len(y_fit):,} training faces labelled in {teacher_time:.0f} s; "
               f"its class is the label on {np.mean(teacher_says.argmax(1) == y_fit):.1%} of them")
         y_fit = targets
     # The compute policy: "auto" picks what is fast on this machine (bfloat16 only where it is native).

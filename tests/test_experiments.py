@@ -131,7 +131,18 @@ def test_each_experiment_runs_one_short_epoch(name, fer_tiny, demo_dir, tmp_path
         assert (out / "augmented_examples.png").stat().st_size > 0
     if p["teacher"]:
         assert metrics["teacher"].endswith(p["teacher"]) and metrics["teacher_time_s"] > 0
-        assert re.search(r"labelled \d+ training faces in \d+ s; its class is the label on \d+\.\d% of them", result.stdout)
+        assert re.search(r"\d+ training faces labelled in \d+ s; its class is the label on \d+\.\d% of them", result.stdout)
+        # Its probabilities are kept beside the model, one row per training face, and teach another student.
+        kept = np.load(out / "teacher.npz")
+        train_files = json.loads((out / "splits.json").read_text())["train"]
+        assert list(kept["files"]) == [os.path.relpath(f, data_dir) for f in train_files]
+        assert kept["probabilities"].shape == (len(train_files), 7)
+        assert np.allclose(kept["probabilities"].sum(1), 1, atol=1e-4)
+        second = run_script("cnn_run.py", f"--experiment={name}", f"--data_dir={data_dir}", "--epochs=1",
+                            f"--teacher={out / 'teacher.npz'}", f"--out_dir={tmp_path / 'second'}", cwd=tmp_path)
+        assert second.returncode == 0, second.stderr[-2000:]
+        assert f"teacher {out / 'teacher.npz'} (labels of {metrics['teacher']}): {len(train_files)} training faces" \
+            in second.stdout
 
 
 @pytest.mark.parametrize("precision", ["float32", "mixed_bfloat16"])

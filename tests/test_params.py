@@ -48,7 +48,7 @@ def test_experiment_applies_before_the_command_line():
     (["--bogus=1"], "valid names"),
     (["--preset=resnet999"], "unknown preset"),
     (["--teacher_weight=1.5"], "--teacher_weight=1.5: a share, from 0"),
-    (["--teacher=no/such.keras"], "--teacher: no/such.keras: no such model file"),
+    (["--teacher=no/such.keras"], "--teacher: no/such.keras: no such file"),
     (["--data_dir=/no/such/folder"], "/no/such/folder: no such folder"),
 ])
 def test_bad_command_line_is_one_line_without_traceback(args, words, tmp_path):

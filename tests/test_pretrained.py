@@ -50,10 +50,10 @@ def test_the_shipped_model_teaches_a_student(fer_tiny, tmp_path):
     and mirror averaged) and the rest of the one-hot label; a teacher that knows other classes or
     held out another validation split is refused in one line."""
     files, _ = cnn_data.list_split(os.path.join(fer_tiny, "train"))
-    faces, names, _, _ = cnn_data.load_images(files, 48, 48, split="train")
+    faces, names, paths, _ = cnn_data.load_images(files, 48, 48, split="train")
     labels = np.array([FER_CLASSES.index(n) for n in names])
-    p = cnn_params.get_params(["--teacher_weight=0.7"])
-    targets, own = cnn_model.teacher_targets([PRETRAINED], faces, labels, FER_CLASSES, p)
+    p = cnn_params.get_params(["--teacher_weight=0.7", f"--data_dir={fer_tiny}"])
+    targets, own = cnn_model.teacher_targets([PRETRAINED], faces, labels, paths, FER_CLASSES, p)
     teacher, _, params = cnn_model.load_model(PRETRAINED)
     pixels = faces.astype(np.float32)
     soft = (teacher.predict(pixels, verbose=0) + teacher.predict(pixels[:, :, ::-1], verbose=0)) / 2
@@ -63,13 +63,34 @@ def test_the_shipped_model_teaches_a_student(fer_tiny, tmp_path):
     assert np.allclose(targets.sum(1), 1, atol=1e-5)
     assert not np.allclose(targets, np.eye(7)[labels], atol=0.05)        # the teacher does change the targets
     with pytest.raises(cnn_model.ModelError, match="validation split .*--seed=1337"):
-        cnn_model.teacher_targets([PRETRAINED], faces, labels, FER_CLASSES, cnn_params.get_params(["--seed=7"]))
+        cnn_model.teacher_targets([PRETRAINED], faces, labels, paths, FER_CLASSES, dict(p, seed=7))
     other = tmp_path / "other_split.keras"          # the shipped model, saved as if trained with --seed=7
     cnn_model.save_model(teacher, str(other), FER_CLASSES, dict(params, seed=7))
     with pytest.raises(cnn_model.ModelError, match="other_split.keras: the teacher held out another validation split"):
-        cnn_model.teacher_targets([PRETRAINED, str(other)], faces, labels, FER_CLASSES, p)   # each teacher is checked
+        cnn_model.teacher_targets([PRETRAINED, str(other)], faces, labels, paths, FER_CLASSES, p)  # each one is checked
     with pytest.raises(cnn_model.ModelError, match="same classes"):
-        cnn_model.teacher_targets([PRETRAINED], faces, labels, FER_CLASSES[::-1], p)
+        cnn_model.teacher_targets([PRETRAINED], faces, labels, paths, FER_CLASSES[::-1], p)
+
+    # Kept in a teacher file, the probabilities teach again without the model, even from
+    # another folder (files are stored relative to data_dir); other faces are refused.
+    kept = str(tmp_path / "teacher.npz")
+    cnn_model.save_teacher_file(kept, own, paths, FER_CLASSES, dict(p, teacher=PRETRAINED))
+    assert cnn_model.teacher_of(kept) == PRETRAINED and cnn_model.teacher_of(str(other)) == ""
+    moved = [path.replace(fer_tiny, "/elsewhere/fer") for path in paths]
+    again, again_own = cnn_model.teacher_targets([kept], faces, labels, moved, FER_CLASSES,
+                                                 dict(p, data_dir="/elsewhere/fer"))
+    assert np.array_equal(again, targets) and np.array_equal(again_own, own)
+    refusals = [((faces, paths[::-1], p), "labels other training faces"),
+                ((faces[:-1], paths[:-1], p), "labels other training faces"),
+                ((faces, paths, dict(p, seed=7)), "validation split .*--seed=1337"),
+                ((faces, paths, dict(p, augment_dataset=not p["augment_dataset"])), "written with --augment_dataset=")]
+    for (its_faces, its_paths, its_p), message in refusals:
+        with pytest.raises(cnn_model.ModelError, match=message):
+            cnn_model.teacher_targets([kept], its_faces, labels[:len(its_faces)], its_paths, FER_CLASSES, its_p)
+    broken = tmp_path / "broken.npz"
+    broken.write_bytes(open(kept, "rb").read()[:1000])
+    with pytest.raises(cnn_model.ModelError, match="broken.npz: not a teacher file written by cnn_run.py"):
+        cnn_model.teacher_targets([str(broken)], faces, labels, paths, FER_CLASSES, p)
     refused = run_script("cnn_run.py", f"--data_dir={fer_tiny}", f"--teacher={PRETRAINED}", "--seed=7",
                          f"--out_dir={tmp_path / 'log'}", cwd=tmp_path)
     assert refused.returncode != 0 and "Traceback" not in refused.stderr
