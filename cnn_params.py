@@ -181,10 +181,11 @@ EXPERIMENTS = {
     # only gave 63.7 % on PublicTest against 61.2 with them and 60.5 for fer_sota (README, Measured).
     # Ten-crop looks at shifted faces this network never saw (60.3 % validation against 63.4): flip TTA.
     "fer_sota_narrow": dict(_FER_SOTA, preset="fer_sota_narrow", rotation_degrees=0.0, shift_fraction=0.0, tta="flip"),
-    # For a GPU: the model in the box (pretrained/fer2013.keras). Twice the width, random erasing and mixup
-    # against its over-fitting (96 % on its training faces without mixup), the cosine over 157 epochs: 7.5 minutes
-    # on an H100 with two other runs beside it, some 8 hours on a 2-core CPU. Mixup added 1.0 point of validation
-    # accuracy side by side (68.9 % against 67.9; README, "On a GPU").
+    # For a GPU: the recipe of the model in the box (pretrained/fer2013.keras), which also had a teacher (README,
+    # "the three-run ensemble teaches one network"). Twice the width, random erasing and mixup against its
+    # over-fitting (96 % on its training faces without mixup), the cosine over 157 epochs: 7.5 minutes on an H100
+    # with two other runs beside it, some 8 hours on a 2-core CPU. Mixup added 1.0 point of validation accuracy
+    # side by side (68.9 % against 67.9; README, "On a GPU").
     "fer_sota_wide": dict(_FER_SOTA, preset="fer_sota_wide", random_erasing=0.5, mixup=0.2, epochs=157, max_minutes=0.0),
     "qider": dict(data_dir="data/demo", preset="qider", img_height=96, img_width=96, augment_dataset=True,
                   class_weights=True, live_augment=False, epochs=30),
