@@ -138,6 +138,7 @@ def test_each_experiment_runs_one_short_epoch(name, fer_tiny, demo_dir, tmp_path
         assert list(kept["files"]) == [os.path.relpath(f, data_dir) for f in train_files]
         assert kept["probabilities"].shape == (len(train_files), 7)
         assert np.allclose(kept["probabilities"].sum(1), 1, atol=1e-4)
+        assert cnn_model.teacher_of(str(out / "teacher.npz")) == metrics["teacher"]   # what a resume checks to reuse them
         second = run_script("cnn_run.py", f"--experiment={name}", f"--data_dir={data_dir}", "--epochs=1",
                             f"--teacher={out / 'teacher.npz'}", f"--out_dir={tmp_path / 'second'}", cwd=tmp_path)
         assert second.returncode == 0, second.stderr[-2000:]
