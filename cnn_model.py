@@ -351,12 +351,17 @@ def teacher_targets(teacher, images, labels, files, classes, p):
     mirror averaged, several models averaged), or one teacher file (.npz) that
     holds such probabilities, written by an earlier run (see save_teacher_file).
     files are the student's training files, before augment_dataset adds copies."""
-    if len(teacher) == 1 and teacher[0].endswith(".npz"):
+    if is_teacher_file(teacher):
         soft = read_teacher_file(teacher[0], len(images), files, classes, p)
     else:
         soft = teacher_probabilities(teacher, images, classes, p)
     one_hot = np.eye(len(classes), dtype=np.float32)[labels]
     return (p["teacher_weight"] * soft + (1 - p["teacher_weight"]) * one_hot).astype(np.float32), soft
+
+
+def is_teacher_file(teacher):
+    """Whether --teacher (as a list) names one teacher file rather than models."""
+    return len(teacher) == 1 and teacher[0].endswith(".npz")
 
 
 def teacher_probabilities(paths, images, classes, p):

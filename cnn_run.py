@@ -72,14 +72,15 @@ def main(argv):
         teacher = p["teacher"].split(",")
         if cnn_model.teacher_of(kept) == p["teacher"]:     # a resumed run: its own labels
             teacher = [kept]
+        from_file = cnn_model.is_teacher_file(teacher)
         try:
             targets, teacher_says = cnn_model.teacher_targets(teacher, x_fit, y_fit, data["train"][2], classes, p)
         except cnn_model.ModelError as error:
             sys.exit(f"error: {error}")
-        if not teacher[0].endswith(".npz"):
+        if not from_file:
             cnn_model.save_teacher_file(kept, teacher_says, data["train"][2], classes, p)
         teacher_time = round(time.time() - clock, 1)
-        source = f" (labels of {cnn_model.teacher_of(teacher[0])})" if teacher[0].endswith(".npz") else ""
+        source = f" (labels of {cnn_model.teacher_of(teacher[0])})" if from_file else ""
         print(f"teacher {', '.join(teacher)}{source}: {len(y_fit):,} training faces labelled in {teacher_time:.0f} s; "
               f"its class is the label on {np.mean(teacher_says.argmax(1) == y_fit):.1%} of them")
         y_fit = targets

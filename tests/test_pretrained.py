@@ -103,7 +103,7 @@ def test_compare_scores_models_their_average_and_pairs(fer_tiny, tmp_path):
     accuracy, their average's, and McNemar's test for the pair (a model of another split is
     refused by the check_split that the teacher test covers)."""
     model, classes, params = cnn_model.load_model(PRETRAINED)
-    dense = model.layers[-1] if model.layers[-1].weights else [l for l in model.layers if l.weights][-1]
+    dense = [layer for layer in model.layers if layer.weights][-1]          # the output Dense
     kernel, bias = dense.get_weights()
     dense.set_weights([kernel, bias + 3.0 * (np.arange(7) == FER_CLASSES.index("happy"))])   # leans towards happy
     leaning = str(tmp_path / "leaning.keras")
