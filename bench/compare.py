@@ -10,7 +10,8 @@ on would be scored as held out. McNemar's test pairs two models on the same
 faces: it counts the faces that only the first gets right and those that only
 the second gets right, and asks how likely so uneven a split is by chance
 (two-sided, with continuity correction). A difference of a few tenths of a point
-on 5,741 faces is usually not a difference.
+on 5,741 faces is usually not a difference. Models are named by their file, and by
+as many folders above it as tell them apart (runs/a/model.keras, runs/b/model.keras).
 """
 import itertools
 import math
@@ -63,24 +64,34 @@ def main(argv):
                  f"({', '.join(classes)})")
 
     splits = [s for s in ("val", "test") if s in data and len(data[s][1])]
-    names = [os.path.basename(path) for path in paths]
-    probabilities = {name: {s: cnn_model.predict(model, data[s][0], options["tta"]) for s in splits}
-                     for name, model in zip(names, models)}
-    right = {name: {s: probs[s].argmax(1) == data[s][1] for s in splits} for name, probs in probabilities.items()}
+    names = short_names(paths)
+    probabilities = [{s: cnn_model.predict(model, data[s][0], options["tta"]) for s in splits} for model in models]
+    right = [{s: probs[s].argmax(1) == data[s][1] for s in splits} for probs in probabilities]
+    width = max(60, max(map(len, names)) * 2 + 6)
 
     print(f"\naccuracy, tta={options['tta']} ({', '.join(f'{s} {len(data[s][1]):,} faces' for s in splits)})")
-    print(f"{'model (several: probabilities averaged)':<60}" + "".join(f"{s:>9}" for s in splits))
+    print(f"{'model (several: probabilities averaged)':<{width}}" + "".join(f"{s:>9}" for s in splits))
     for k in range(1, len(names) + 1):
-        for group in itertools.combinations(names, k):
-            row = [np.mean(np.mean([probabilities[n][s] for n in group], axis=0).argmax(1) == data[s][1])
+        for group in itertools.combinations(range(len(names)), k):
+            row = [np.mean(np.mean([probabilities[i][s] for i in group], axis=0).argmax(1) == data[s][1])
                    for s in splits]
-            print(f"{' + '.join(group):<60}" + "".join(f"{a:>9.4f}" for a in row))
+            print(f"{' + '.join(names[i] for i in group):<{width}}" + "".join(f"{a:>9.4f}" for a in row))
     if len(names) > 1:
         print(f"\nMcNemar, tta={options['tta']}: faces only the first gets right, only the second, p")
-        for a, b in itertools.combinations(names, 2):
-            print(f"{a + ' vs ' + b:<60}" + "".join(
+        for a, b in itertools.combinations(range(len(names)), 2):
+            print(f"{names[a] + ' vs ' + names[b]:<{width}}" + "".join(
                 "   {}: {} vs {}, p = {:.3f}".format(s, *mcnemar(right[a][s], right[b][s])) for s in splits))
 
+
+def short_names(paths):
+    """The fewest trailing parts of each path that tell the models apart: a.keras beside b.keras, but
+    run1/model.keras beside run2/model.keras, since every run saves a model.keras."""
+    parts = [os.path.abspath(path).split(os.sep) for path in paths]
+    for k in range(1, max(map(len, parts)) + 1):
+        names = [os.path.join(*q[-k:]) for q in parts]
+        if len(set(names)) == len(names):
+            return names
+    return [os.path.normpath(path) for path in paths]          # one file named twice
 
 def mcnemar(a_right, b_right):
     """(only a right, only b right, two-sided p) for two models' per-face correctness."""

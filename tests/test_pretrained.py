@@ -101,32 +101,36 @@ def test_the_shipped_model_teaches_a_student(fer_tiny, tmp_path):
 def test_compare_scores_models_their_average_and_pairs(fer_tiny, tmp_path):
     """bench/compare.py rebuilds the models' own validation split and prints each model's
     accuracy, their average's, and McNemar's test for the pair (a model of another split is
-    refused by the check_split that the teacher test covers)."""
+    refused by the check_split that the teacher test covers). The second model has the first
+    one's file name in another folder, as every run's model.keras does: each keeps its own row."""
     model, classes, params = cnn_model.load_model(PRETRAINED)
     dense = [layer for layer in model.layers if layer.weights][-1]          # the output Dense
     kernel, bias = dense.get_weights()
     dense.set_weights([kernel, bias + 3.0 * (np.arange(7) == FER_CLASSES.index("happy"))])   # leans towards happy
-    leaning = str(tmp_path / "leaning.keras")
+    os.makedirs(tmp_path / "leaning")
+    leaning = str(tmp_path / "leaning" / "fer2013.keras")
     cnn_model.save_model(model, leaning, classes, params)
     result = run_script(os.path.join(REPO, "bench", "compare.py"), f"--data_dir={fer_tiny}", PRETRAINED, leaning,
                         cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
     data = cnn_data.load_dataset(cnn_params.get_params([f"--data_dir={fer_tiny}"]))
     shipped, _, _ = cnn_model.load_model(PRETRAINED)
+    a, b = "pretrained/fer2013.keras", "leaning/fer2013.keras"
     expected = {}
-    for name, m in (("fer2013.keras", shipped), ("leaning.keras", model)):
+    for name, m in ((a, shipped), (b, model)):
         expected[name] = {s: cnn_model.predict(m, data[s][0]) for s in ("val", "test")}
-    expected["fer2013.keras + leaning.keras"] = {s: (expected["fer2013.keras"][s] + expected["leaning.keras"][s]) / 2
-                                                 for s in ("val", "test")}
-    lines = {line[:60].strip(): line[60:].split() for line in result.stdout.splitlines()}
+    expected[f"{a} + {b}"] = {s: (expected[a][s] + expected[b][s]) / 2 for s in ("val", "test")}
+    # An accuracy row is a name, then one figure per split.
+    rows = {" ".join(line.split()[:-2]): line.split()[-2:] for line in result.stdout.splitlines()
+            if re.fullmatch(r".+ \d\.\d{4} +\d\.\d{4}", line)}
+    assert set(rows) == set(expected)
     for name, probs in expected.items():
-        printed = [float(x) for x in lines[name]]
+        printed = [float(x) for x in rows[name]]
         assert np.allclose(printed, [np.mean(probs[s].argmax(1) == data[s][1]) for s in ("val", "test")], atol=1e-4)
-    right = {name: expected[name]["val"].argmax(1) == data["val"][1] for name in ("fer2013.keras", "leaning.keras")}
-    shipped_right, leaning_right = right["fer2013.keras"], right["leaning.keras"]
+    shipped_right, leaning_right = (expected[n]["val"].argmax(1) == data["val"][1] for n in (a, b))
     only = (np.sum(shipped_right & ~leaning_right), np.sum(~shipped_right & leaning_right))
-    assert "fer2013.keras vs leaning.keras" in lines and only[0] + only[1] > 0           # the two do differ
-    assert re.search(rf"val: {only[0]} vs {only[1]}, p = [01]\.\d{{3}}", result.stdout)
+    assert only[0] + only[1] > 0                                             # the two do differ
+    assert re.search(rf"{a} vs {b} +val: {only[0]} vs {only[1]}, p = [01]\.\d{{3}}", result.stdout)
 
 
 def test_mcnemar_matches_the_textbook_figure():
