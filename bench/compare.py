@@ -67,20 +67,27 @@ def main(argv):
     names = short_names(paths)
     probabilities = [{s: cnn_model.predict(model, data[s][0], options["tta"]) for s in splits} for model in models]
     right = [{s: probs[s].argmax(1) == data[s][1] for s in splits} for probs in probabilities]
-    width = max(60, max(map(len, names)) * 2 + 6)
-
-    print(f"\naccuracy, tta={options['tta']} ({', '.join(f'{s} {len(data[s][1]):,} faces' for s in splits)})")
-    print(f"{'model (several: probabilities averaged)':<{width}}" + "".join(f"{s:>9}" for s in splits))
+    averages = []
     for k in range(1, len(names) + 1):
         for group in itertools.combinations(range(len(names)), k):
-            row = [np.mean(np.mean([probabilities[i][s] for i in group], axis=0).argmax(1) == data[s][1])
-                   for s in splits]
-            print(f"{' + '.join(names[i] for i in group):<{width}}" + "".join(f"{a:>9.4f}" for a in row))
-    if len(names) > 1:
+            averages.append((" + ".join(names[i] for i in group),
+                             [np.mean(np.mean([probabilities[i][s] for i in group], axis=0).argmax(1) == data[s][1])
+                              for s in splits]))
+    pairs = [(f"{names[a]} vs {names[b]}", [mcnemar(right[a][s], right[b][s]) for s in splits])
+             for a, b in itertools.combinations(range(len(names)), 2)]
+    header = "model (several: probabilities averaged)"
+    # One column of figures, however long the names.
+    width = max(len(label) for label in [header] + [label for label, _ in averages + pairs]) + 2
+
+    print(f"\naccuracy, tta={options['tta']} ({', '.join(f'{s} {len(data[s][1]):,} faces' for s in splits)})")
+    print(f"{header:<{width}}" + "".join(f"{s:>9}" for s in splits))
+    for label, row in averages:
+        print(f"{label:<{width}}" + "".join(f"{a:>9.4f}" for a in row))
+    if pairs:
         print(f"\nMcNemar, tta={options['tta']}: faces only the first gets right, only the second, p")
-        for a, b in itertools.combinations(range(len(names)), 2):
-            print(f"{names[a] + ' vs ' + names[b]:<{width}}" + "".join(
-                "   {}: {} vs {}, p = {:.3f}".format(s, *mcnemar(right[a][s], right[b][s])) for s in splits))
+        for label, tests in pairs:
+            print(f"{label:<{width}}" + "".join("   {}: {} vs {}, p = {:.3f}".format(s, *t)
+                                                for s, t in zip(splits, tests)))
 
 
 def short_names(paths):
@@ -92,6 +99,7 @@ def short_names(paths):
         if len(set(names)) == len(names):
             return names
     return [os.path.normpath(path) for path in paths]          # one file named twice
+
 
 def mcnemar(a_right, b_right):
     """(only a right, only b right, two-sided p) for two models' per-face correctness."""
