@@ -176,6 +176,16 @@ def test_fer_sota_wide_and_narrow_are_fer_sota_at_another_width(preset, width, t
     assert other.count_params() == total
 
 
+def test_fer_sota_narrow1_is_fer_sota_narrow_less_its_first_convolution():
+    narrow = cnn_model.build_model(cnn_params.PRESETS["fer_sota_narrow"], (48, 48, 1), 7)
+    narrow1 = cnn_model.build_model(cnn_params.PRESETS["fer_sota_narrow1"], (48, 48, 1), 7)
+    convs = lambda m: [l.filters for l in m.layers if isinstance(l, keras.layers.Conv2D)]
+    assert convs(narrow1) == convs(narrow)[1:]
+    # One 16-filter convolution fewer at 48x48, and the next one sees 1 channel instead of 16.
+    assert narrow1.count_params() == 441_767
+    assert narrow1.output_shape == narrow.output_shape
+
+
 ZEN3 = "model name\t: AMD EPYC 7B13\nflags\t\t: fpu sse sse2 avx avx2 fma f16c\n"        # AVX2 only
 GENOA = "model name\t: AMD EPYC 9B14\nflags\t\t: fpu avx2 avx512f avx512_bf16 avx512vl\n"
 SAPPHIRE_RAPIDS = "model name\t: Intel Xeon\nflags\t\t: fpu avx2 avx512f avx512_bf16 amx_bf16 amx_tile\n"
