@@ -827,6 +827,9 @@ def export(model_path, fmt, out=""):
         if fmt == "keras_f16":
             store_weights_as_float16(out)
         return out, None
+    # Every runtime gets the float32 network: a mixed_bfloat16 graph puts TensorFlow's own ops
+    # (Flex) into a TFLite file, which the plain TFLite interpreter refuses to run.
+    model = float32_copy(model)
     model(np.zeros((1,) + tuple(model.input_shape[1:]), np.float32))   # ONNX export wants a called model
     try:
         model.export(out, format=EXPORT_FORMATS[fmt], verbose=False)

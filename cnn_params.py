@@ -157,7 +157,7 @@ PRESETS["fer_sota_wide"] = [(row[0], 2 * row[1]) + row[2:] for row in PRESETS["f
 # FLOPs, for a CPU without bfloat16 instructions, where fer_sota fits 11 epochs in an hour.
 PRESETS["fer_sota_narrow"] = [(row[0], row[1] // 2) + row[2:] for row in PRESETS["fer_sota"]]
 
-# fer_sota_narrow with one convolution at 48x48 instead of two: 38 epochs in an AVX2 hour where
+# fer_sota_narrow with one convolution at 48x48 instead of two: 35-38 epochs in an AVX2 hour where
 # fer_sota_narrow fits 27-28 (README, "Distilled"). A layer table to try, not an experiment's default.
 PRESETS["fer_sota_narrow1"] = PRESETS["fer_sota_narrow"][1:]
 
