@@ -822,14 +822,14 @@ def export(model_path, fmt, out=""):
               "keras_f16": "_float16.keras"}[fmt]
     out = out or os.path.splitext(model_path)[0] + suffix
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+    # Every format gets the float32 network, whatever precision trained it: a mixed_bfloat16 graph
+    # puts TensorFlow's own ops (Flex) into a TFLite file, which the plain TFLite interpreter refuses.
+    model = float32_copy(model)
     if fmt in ("keras", "keras_f16"):
-        save_model(float32_copy(model), out, classes, dict(params, precision="float32"))
+        save_model(model, out, classes, dict(params, precision="float32"))
         if fmt == "keras_f16":
             store_weights_as_float16(out)
         return out, None
-    # Every runtime gets the float32 network: a mixed_bfloat16 graph puts TensorFlow's own ops
-    # (Flex) into a TFLite file, which the plain TFLite interpreter refuses to run.
-    model = float32_copy(model)
     model(np.zeros((1,) + tuple(model.input_shape[1:]), np.float32))   # ONNX export wants a called model
     try:
         model.export(out, format=EXPORT_FORMATS[fmt], verbose=False)
