@@ -3,6 +3,7 @@
     python cnn_eval.py                                  # log/model.keras on test_images/<class>/*
     python cnn_eval.py --model=PATH --images=DIR        # DIR: class subfolders, or plain image files
     python cnn_eval.py photo1.jpg photo2.png            # single files (predicted only)
+    python cnn_eval.py my_photos/ photo.jpg             # a folder named on its own is read as --images reads it
     python cnn_eval.py --tta=flip                       # average each image with its mirror
     python cnn_eval.py --tta=crops                      # ten-crop: 4 corners and centre, each mirrored
     python cnn_eval.py --detect_faces=True photo.jpg    # crop the largest face first, as FER-2013's are
@@ -50,11 +51,21 @@ def parse_args(argv):
 
 
 def gather(images_dir, files, classes):
-    """The (path, true class or None) pairs to score; a class folder the model does not know is reported."""
+    """The (path, true class or None) pairs to score: the files named on their own (a folder among them
+    is read as --images reads one), else the folder --images names."""
     if files:
-        return [(f, None) for f in files]
+        pairs = []
+        for f in files:
+            pairs += read_folder(f, classes) if os.path.isdir(f) else [(f, None)]
+        return pairs
     if not os.path.isdir(images_dir):
         sys.exit(f"error: {images_dir}: no such folder; give --images=DIR or image files")
+    return read_folder(images_dir, classes)
+
+
+def read_folder(images_dir, classes):
+    """A folder's loose images (no true class) and its class subfolders' images; a class folder the
+    model does not know is reported, and its images are scored without a true class."""
     pairs = []
     for entry in sorted(os.listdir(images_dir)):
         path = os.path.join(images_dir, entry)

@@ -95,6 +95,13 @@ def test_eval_single_files_and_unknown_class_folders(fresh_user, tmp_path):
     assert result.stdout.strip().endswith("(0/1)") or result.stdout.strip().endswith("(1/1)")
     single = run_script("cnn_eval.py", str(home / "test_images" / "sad" / "sad.png"), cwd=home)
     assert single.returncode == 0 and "sad.png" in single.stdout and "accuracy:" not in single.stdout
+    # A folder named on its own is read as --images reads it, beside a single file: it was once "skipped".
+    named = run_script("cnn_eval.py", str(folder), str(home / "test_images" / "sad" / "sad.png"),
+                       f"--out={tmp_path / 'named.json'}", cwd=home)
+    assert named.returncode == 0, named.stderr[-2000:]
+    assert "skipped" not in named.stdout and "'grumpy' is not a class of this model" in named.stdout
+    report = json.loads((tmp_path / "named.json").read_text())
+    assert report["n_scored"] == 4 and sorted(p["true"] or "-" for p in report["predictions"]) == ["-", "-", "-", "happy"]
 
 
 @pytest.mark.parametrize("make_bad, words", [
