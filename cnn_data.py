@@ -449,7 +449,13 @@ def make_dataset(images, labels, n_classes, batch_size, training=False, augmente
             return mix_faces(x, y, g1 / (g1 + g2))
         seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(4)
         ds = tf.data.Dataset.zip((ds, seeds)).map(mix, num_parallel_calls=tf.data.AUTOTUNE)
-    return ds.prefetch(tf.data.AUTOTUNE)
+    # tf.data's autotuner off, its parallelism kept (AUTOTUNE then means one call per core).
+    # Keras makes a new iterator every epoch, and the old one's autotune thread can hold the
+    # next epoch back while it sleeps out its period. On a 2-core Xeon with mixup, 12 of 27
+    # fer_sota epochs waited about 40 s each, 27 % of the run; bench.py's table 6 measures it.
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    return ds.prefetch(tf.data.AUTOTUNE).with_options(options)
 
 
 def array_batches(images, labels, n_classes, batch_size, training=False, augmenter=None, seed=0, mixup=0.0):

@@ -1,9 +1,9 @@
 """Speed figures of the toolkit on this machine, side by side in one run.
 
     python bench/bench.py --data_dir=data/fer2013 [--presets=conv3,fer_sota,fer_best] [--steps=30]
-                          [--policies=float32,mixed_bfloat16] [--stages=fer_sota_narrow]
+                          [--policies=float32,mixed_bfloat16] [--stages=fer_sota_narrow] [--epoch_starts=6]
 
-Prints four tables, and a fifth on request:
+Prints four tables, and a fifth and a sixth on request:
   1. decode-and-augment images/s: the old report's way (decode each file in an
      eager loop, every epoch), Keras's deprecated ImageDataGenerator, and our
      pipeline (decode once into memory, augment in the tf.data map);
@@ -16,7 +16,10 @@ Prints four tables, and a fifth on request:
   5. with --stages=PRESET[,...]: where a training step's time goes, stage by
      stage (the rows up to and including each pooling), in CPU milliseconds per
      image, which a shared machine's busy neighbours do not inflate as they do
-     wall time (--presets= with nothing after it skips tables 1-4).
+     wall time (--presets= with nothing after it skips tables 1-4);
+  6. with --epoch_starts=N: N epochs of fer_sota through make_dataset with
+     tf.data's autotuner on and then off, and how long each epoch waited for
+     its first batch (Keras makes a new iterator every epoch).
 Absolute times on a shared machine are noisy: compare within one run.
 """
 import os
@@ -36,7 +39,7 @@ import cnn_params
 
 # --policies=float32 skips bfloat16, which a CPU without AMX or AVX512-BF16 emulates at a tenth of the speed.
 ARGS = {"data_dir": "data/fer2013", "presets": "conv3,fer_sota,fer_best", "steps": "30", "images": "2048",
-        "policies": "float32,mixed_bfloat16", "stages": ""}
+        "policies": "float32,mixed_bfloat16", "stages": "", "epoch_starts": "0"}
 
 
 def timed(fn, repeat=1):
@@ -238,6 +241,58 @@ def bench_stages(presets, steps, p, repeat=3):
         print(f"{'all':<8}{'':>12}{len(table):>6}{flops[0] / 1e6:>15.1f}{costs[0]:>12.2f}")
 
 
+# ------------------------------------------------------------------ 6. the wait at each epoch's start
+
+class FirstBatch(keras.callbacks.Callback):
+    """Each epoch's seconds, and how many of them passed before its first batch was done."""
+
+    def __init__(self):
+        super().__init__()
+        self.epochs, self.waits = [], []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.start, self.first = time.perf_counter(), None
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.first is None:
+            self.first = time.perf_counter() - self.start
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.epochs.append(time.perf_counter() - self.start)
+        self.waits.append(self.first)
+
+
+def bench_epoch_starts(images, labels, epochs):
+    """make_dataset turns the autotuner off; "on" puts it back, as it was before 2026-11-27."""
+    p = cnn_params.get_params(["--experiment=fer_sota", "--mixup=0.2"])    # as the 115-minute run trained
+    keras.mixed_precision.set_global_policy(cnn_model.compute_policy("auto")[0])
+    print(f"\n6. fer_sota with mixup 0.2, {len(images)} images an epoch, {epochs} epochs each, "
+          f"{keras.mixed_precision.global_policy().name}: the wait for each epoch's first batch\n"
+          f"{'autotune':<10}{'epoch s (median)':>18}{'waits over 2 s':>16}{'longest wait s':>16}{'time waiting':>14}")
+    for autotune in (True, False):
+        dataset = cnn_data.make_dataset(images, labels, 7, 64, training=True,
+                                        augmenter=cnn_data.live_augmenter(p, 0), seed=0, mixup=p["mixup"])
+        options = tf.data.Options()
+        options.autotune.enabled = autotune
+        model = cnn_model.build_model(cnn_params.PRESETS["fer_sota"], (48, 48, 1), 7)
+        cnn_model.compile_model(model, p)
+        clock = FirstBatch()
+        model.fit(dataset.with_options(options), epochs=epochs + 1, verbose=0, callbacks=[clock])
+        seconds, waits = np.array(clock.epochs[1:]), np.array(clock.waits[1:])   # the first builds the graph
+        print(f"{'on' if autotune else 'off':<10}{np.median(seconds):>18.1f}{(waits > 2).sum():>10} of {epochs:<3}"
+              f"{waits.max():>16.1f}{100 * waits.sum() / seconds.sum():>13.0f}%")
+    keras.mixed_precision.set_global_policy("float32")
+
+
+def load_sample(data_dir, n):
+    """n training files drawn at random (the same ones every run), decoded, with their labels."""
+    files, _ = cnn_data.list_split(os.path.join(data_dir, "train"))
+    files = [files[i] for i in np.random.default_rng(0).permutation(len(files))[:n]]
+    images, names, _, _ = cnn_data.load_images(files, 48, 48, split="bench")
+    classes = sorted(set(names))
+    return files, images, np.array([classes.index(name) for name in names], np.int32)
+
+
 def main(argv):
     args = dict(ARGS)
     for arg in argv:
@@ -248,17 +303,16 @@ def main(argv):
     p = cnn_params.get_params(["--experiment=conv3"])
     print(f"TensorFlow {tf.__version__}, Keras {keras.__version__}, {cnn_model.machine()}")
     if args["presets"]:                  # --presets= (empty) with --stages=... prints table 5 alone
-        files, _ = cnn_data.list_split(os.path.join(args["data_dir"], "train"))
-        files = [files[i] for i in np.random.default_rng(0).permutation(len(files))[:int(args["images"])]]
+        files, images, labels = load_sample(args["data_dir"], int(args["images"]))
         bench_input(files, p)
-        images, names, _, _ = cnn_data.load_images(files, 48, 48, split="bench")
-        classes = sorted(set(names))
-        labels = np.array([classes.index(n) for n in names], np.int32)
         presets = args["presets"].split(",")
         bench_training(images, labels, presets, args["policies"].split(","), int(args["steps"]), p)
         bench_latency(presets)
     if args["stages"]:
         bench_stages(args["stages"].split(","), int(args["steps"]), p)
+    if int(args["epoch_starts"]):
+        _, images, labels = load_sample(args["data_dir"], 6400)     # 100 batches: about 12 s an epoch with AMX
+        bench_epoch_starts(images, labels, int(args["epoch_starts"]))
 
 
 if __name__ == "__main__":
