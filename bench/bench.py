@@ -243,22 +243,23 @@ def bench_stages(presets, steps, p, repeat=3):
 
 # ------------------------------------------------------------------ 6. the wait at each epoch's start
 
-class FirstBatch(keras.callbacks.Callback):
-    """Each epoch's seconds, and how many of them passed before its first batch was done."""
+class FirstBatch(cnn_model.EpochTime):
+    """The run's epoch clock (each epoch's seconds), and how many of them passed before its first batch was done."""
 
     def __init__(self):
         super().__init__()
-        self.epochs, self.waits = [], []
+        self.waits = []
 
     def on_epoch_begin(self, epoch, logs=None):
-        self.start, self.first = time.perf_counter(), None
+        super().on_epoch_begin(epoch, logs)
+        self.first = None
 
     def on_train_batch_end(self, batch, logs=None):
         if self.first is None:
-            self.first = time.perf_counter() - self.start
+            self.first = time.time() - self.started
 
     def on_epoch_end(self, epoch, logs=None):
-        self.epochs.append(time.perf_counter() - self.start)
+        super().on_epoch_end(epoch, logs)
         self.waits.append(self.first)
 
 
@@ -278,7 +279,7 @@ def bench_epoch_starts(images, labels, epochs):
         cnn_model.compile_model(model, p)
         clock = FirstBatch()
         model.fit(dataset.with_options(options), epochs=epochs + 1, verbose=0, callbacks=[clock])
-        seconds, waits = np.array(clock.epochs[1:]), np.array(clock.waits[1:])   # the first builds the graph
+        seconds, waits = np.array(clock.seconds[1:]), np.array(clock.waits[1:])   # the first builds the graph
         print(f"{'on' if autotune else 'off':<10}{np.median(seconds):>18.1f}{(waits > 2).sum():>10} of {epochs:<3}"
               f"{waits.max():>16.1f}{100 * waits.sum() / seconds.sum():>13.0f}%")
     keras.mixed_precision.set_global_policy("float32")
