@@ -246,10 +246,12 @@ def compile_model(model, p):
     # Keras decays decoupled from the gradient (AdamW's way), scaled by the learning rate, so the decay
     # anneals with the schedule. None, not 0, turns it off: with 0 Keras would still run a decay step that does nothing.
     decay = p["weight_decay"] or None
+    # --ema: the optimizer keeps the moving average of the weights, updated inside each compiled training step.
+    average = dict(use_ema=p["ema"] > 0, ema_momentum=p["ema"] or 0.99)
     if p["optimizer"] == "adam":
-        optimizer = keras.optimizers.Adam(p["learning_rate"], weight_decay=decay)
+        optimizer = keras.optimizers.Adam(p["learning_rate"], weight_decay=decay, **average)
     elif p["optimizer"] == "sgd":
-        optimizer = keras.optimizers.SGD(p["learning_rate"], momentum=0.9, nesterov=True, weight_decay=decay)
+        optimizer = keras.optimizers.SGD(p["learning_rate"], momentum=0.9, nesterov=True, weight_decay=decay, **average)
     else:
         raise ValueError(f"unknown optimizer {p['optimizer']!r}; use 'adam' or 'sgd'")
     if decay:
@@ -455,7 +457,41 @@ class SaveBest(keras.callbacks.Callback):
         score = (logs or {}).get("val_accuracy", -1.0)
         if score > self.best:
             self.best = score
-            save_model(self.model, self.path, self.classes, self.run_params)
+            # With --ema the score is the averaged weights' (AveragedValidation), so they are what is saved.
+            swap_averaged_weights(self.model)
+            try:
+                save_model(self.model, self.path, self.classes, self.run_params)
+            finally:
+                swap_averaged_weights(self.model)
+
+
+def swap_averaged_weights(model):
+    """Swap the model's trained weights with the optimizer's moving average of them (--ema);
+    a second call swaps them back. Does nothing when the optimizer keeps no average.
+
+    Keras's own SwapEMAWeights callback swaps for validation but, to save the average
+    as well, would leave it in the model for the backup: a resumed run would then go on
+    training from the average. Here the trained weights are always back in the model
+    before the backup is written. (The average lives in private optimizer attributes,
+    the ones SwapEMAWeights uses.)
+    """
+    optimizer = getattr(model.optimizer, "inner_optimizer", model.optimizer)   # LossScaleOptimizer wraps it
+    if not getattr(optimizer, "use_ema", False):
+        return
+    for weight, average in zip(optimizer._trainable_variables, optimizer._model_variables_moving_average):
+        trained = keras.ops.convert_to_numpy(weight)
+        weight.assign(average)
+        average.assign(trained)
+
+
+class AveragedValidation(keras.callbacks.Callback):
+    """Validate the averaged weights (--ema) instead of the trained ones: val_accuracy,
+    and so the choice of the best epoch, is the average's."""
+
+    def on_test_begin(self, logs=None):
+        swap_averaged_weights(self.model)
+
+    on_test_end = on_test_begin
 
 
 class EpochTime(keras.callbacks.Callback):
@@ -575,6 +611,7 @@ def train(model, train_ds, val_ds, p, classes, class_weight=None):
         # model are written before the backup, so a kill in between redoes the
         # epoch rather than losing its row.
         learning_rate_callback(p, clock),
+        AveragedValidation(),
         clock,
         keras.callbacks.CSVLogger(history_path, append=True),
         SaveBest(os.path.join(out, "model.keras"), classes, p, best),
