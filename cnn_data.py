@@ -187,7 +187,7 @@ def stratified_split(labels, fraction, seed):
         n_val = int(round(len(members) * fraction))
         val += list(members[:n_val])
         train += list(members[n_val:])
-    return np.sort(train), np.sort(val)
+    return np.sort(np.array(train, dtype=np.int64)), np.sort(np.array(val, dtype=np.int64))    # val may be empty
 
 
 def load_dataset(p):

@@ -379,7 +379,8 @@ def teacher_probabilities(paths, images, classes, p):
         raise ModelError(f"{paths[0]}: the teacher takes {models[0].input_shape[1:]} faces; the student is fed "
                          f"{images.shape[1:]} (set img_height, img_width and channels alike)")
     for path, params in zip(paths, all_params):
-        check_split(path, "the teacher", params, p)
+        if p["validation_split"] > 0:       # a student that holds out nothing has no faces to keep from its teacher
+            check_split(path, "the teacher", params, p)
     return np.mean([predict(model, images, tta="flip") for model in models], axis=0).astype(np.float32)
 
 
@@ -446,7 +447,8 @@ def relative_to(path, folder):
 # ------------------------------------------------------------------ train
 
 class SaveBest(keras.callbacks.Callback):
-    """Save model.keras (atomically, with class names) whenever val_accuracy improves."""
+    """Save model.keras (atomically, with class names) whenever val_accuracy improves;
+    with no validation faces (validation_split 0), after every epoch: the last one is kept."""
 
     def __init__(self, path, classes, params, best=-1.0):
         super().__init__()
@@ -454,9 +456,11 @@ class SaveBest(keras.callbacks.Callback):
         self.path, self.classes, self.run_params, self.best = path, classes, params, best
 
     def on_epoch_end(self, epoch, logs=None):
-        score = (logs or {}).get("val_accuracy", -1.0)
-        if score > self.best:
-            self.best = score
+        logs = logs or {}
+        if not math.isfinite(logs.get("loss", 0.0)):     # a diverged epoch is never kept
+            return
+        if "val_accuracy" not in logs or logs["val_accuracy"] > self.best:    # no validation: the newest epoch
+            self.best = logs.get("val_accuracy", self.best)
             # With --ema the score is the averaged weights' (AveragedValidation), so they are what is saved.
             swap_averaged_weights(self.model)
             try:
@@ -602,7 +606,7 @@ def train(model, train_ds, val_ds, p, classes, class_weight=None):
     if done:
         print(f"resuming from {backup_dir}: {done} of {p['epochs']} epochs already done")
     _write_history(history_path, rows)
-    best = max((float(r["val_accuracy"]) for r in rows), default=-1.0)
+    best = max((float(r["val_accuracy"]) for r in rows if validated(r)), default=-1.0)
 
     clock = EpochTime(float(r["seconds"]) for r in rows if r.get("seconds"))
     callbacks = [
@@ -635,6 +639,11 @@ def train(model, train_ds, val_ds, p, classes, class_weight=None):
     history = _read_history(history_path)
     write_json(finished_path, {"epochs": len(history)})
     return history
+
+
+def validated(row):
+    """Whether an epoch of history.csv was validated: without validation faces, CSVLogger writes NA there."""
+    return row.get("val_accuracy", "") not in ("", "NA")
 
 
 def clear_backup(out_dir):

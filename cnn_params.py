@@ -21,7 +21,8 @@ out_dir = "log"             # model.keras, history.csv, plots and metrics.json g
 img_height = 48             # every image is decoded to grayscale and resized to this size
 img_width = 48
 channels = 1                # grayscale, as FER-2013
-validation_split = 0.2      # carved out of train/ (stratified, seeded) when there is no val/
+validation_split = 0.2      # carved out of train/ (stratified, seeded) when there is no val/. 0: train on all of
+                            # train/ and keep the last epoch, nothing chosen (fix the recipe on a split first)
 balance_count = 0           # >0: the FER-2013 report's balanced variant: drop classes with fewer than half
                             # this many training images, undersample the others to this many
 drop_blank = False          # leave out blank images (near-zero pixel variance), as the FER-2013 report does
@@ -262,6 +263,9 @@ def get_params(argv=()):
     for name, allowed in CHOICES.items():
         if params[name] not in allowed:
             raise ValueError(f"--{name}={params[name]}: choose one of: {', '.join(allowed)}")
+    if not 0.0 <= params["validation_split"] < 1.0:
+        raise ValueError(f"--validation_split={params['validation_split']}: a share of train/, from 0 (none held out) "
+                         f"to below 1")
     return params
 
 

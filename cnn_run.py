@@ -45,6 +45,12 @@ def main(argv):
     x_train, y_train, _ = data["train"]
     x_val, y_val, _ = data["val"]
     print(f"classes: {', '.join(classes)}")
+    if not len(y_val):
+        if p["lr_schedule"] == "plateau":
+            sys.exit("error: --validation_split=0 holds out no faces, so the plateau schedule has no val_loss "
+                     "to watch; use --lr_schedule=cosine")
+        print("no validation faces (validation_split 0): every training face is trained on, and model.keras "
+              "is the last epoch, chosen by nothing")
     os.makedirs(p["out_dir"], exist_ok=True)
     plot_class_distribution(data, classes, os.path.join(p["out_dir"], "class_distribution.png"))
     x_fit, y_fit = x_train, y_train
@@ -96,7 +102,7 @@ def main(argv):
     if replicas > 1:
         print(f"training on {replicas} replicas (MirroredStrategy), global batch {batch}")
     train_ds = training_batches(x_fit, y_fit, len(classes), batch, p)
-    val_ds = cnn_data.make_dataset(x_val, y_val, len(classes), batch)
+    val_ds = cnn_data.make_dataset(x_val, y_val, len(classes), batch) if len(y_val) else None
     with scope:
         model = cnn_model.build_model(cnn_params.PRESETS[p["preset"]], (p["img_height"], p["img_width"], p["channels"]),
                                       len(classes), p["dense_init"], name=p["preset"], vgg16_weights=p["vgg16_weights"])
@@ -105,7 +111,7 @@ def main(argv):
         cnn_model.compile_model(model, p)
     model.summary()
 
-    # 3. Train. The best epoch (by validation accuracy) is saved as model.keras.
+    # 3. Train. The best epoch (by validation accuracy) is saved as model.keras; with no validation, the last.
     try:
         history = cnn_model.train(model, train_ds, val_ds, p, classes, weights)
     except KeyboardInterrupt:
@@ -129,6 +135,7 @@ def main(argv):
                          {split: data[split][2] for split in ("train", "val", "test", "private_test") if split in data})
     splits = {"train": (x_train, y_train), "val": (x_val, y_val)}
     splits.update({s: data[s][:2] for s in ("test", "private_test") if s in data})
+    splits = {split: images_labels for split, images_labels in splits.items() if len(images_labels[1])}
     for split, (images, labels) in splits.items():
         metrics[split] = cnn_model.score(cnn_model.predict(best, images), labels, classes)
         # TTA on the held-out splits only: on the training faces it tells nothing and
@@ -137,7 +144,7 @@ def main(argv):
             with_tta = cnn_model.score(cnn_model.predict(best, images, p["tta"]), labels, classes)
             metrics[split]["tta_" + p["tta"]] = {k: with_tta[k] for k in ("loss", "accuracy", "macro_f1")}
     cnn_model.write_json(os.path.join(p["out_dir"], "metrics.json"), metrics)
-    shown = "test" if metrics.get("test", {}).get("n") else "val"
+    shown = next(split for split in ("test", "val", "train") if split in metrics)
     plot_confusion_matrix(metrics[shown], classes, f"{shown} split", os.path.join(p["out_dir"], "confusion_matrix.png"))
     plot_per_class(metrics[shown], classes, f"{shown} split", os.path.join(p["out_dir"], "per_class.png"))
 
@@ -147,13 +154,13 @@ def main(argv):
     print(f"\n{'split':<8}{'images':>8}{'loss':>9}{'accuracy':>10}{'macro-F1':>10}{tta_column}")
     for split in splits:
         m = metrics[split]
-        if m["n"]:
-            tta = m.get("tta_" + p["tta"])     # scored above for the held-out splits only
-            extra = f"{tta['accuracy']:>12.4f}" if tta else ""
-            print(f"{split:<8}{m['n']:>8}{m['loss']:>9.4f}{m['accuracy']:>10.4f}{m['macro_f1']:>10.4f}{extra}")
-    warning = cnn_model.stuck_on_one_class(metrics["val"], classes)
+        tta = m.get("tta_" + p["tta"])     # scored above for the held-out splits only
+        extra = f"{tta['accuracy']:>12.4f}" if tta else ""
+        print(f"{split:<8}{m['n']:>8}{m['loss']:>9.4f}{m['accuracy']:>10.4f}{m['macro_f1']:>10.4f}{extra}")
+    watched = "val" if "val" in metrics else "train"
+    warning = cnn_model.stuck_on_one_class(metrics[watched], classes)
     if warning:
-        print(warning.replace("these images", "the validation images"))
+        print(warning.replace("these images", "the validation images" if watched == "val" else "the training images"))
     cnn_model.clear_backup(p["out_dir"])     # only now: a crash above reruns the evaluation, not the training
     print(f"saved {model_path} and plots in {p['out_dir']}/ ({metrics['wall_time_s']:.0f} s; "
           f"training {metrics['training_time_s']:.0f} s over {len(history)} epochs, counting any before a resume)")
@@ -194,6 +201,9 @@ def describe_splits(data, p):
     if not from_csv and os.path.isdir(val_dir):
         lines = {"train": f"train: {len(data['train'][1]):,} images of {source}",
                  "val": f"val: {len(data['val'][1]):,} images of {val_dir}"}
+    elif not len(data["val"][1]):
+        lines = {"train": f"train: {len(data['train'][1]):,} images of {source}, all of them",
+                 "val": "val: none held out (validation_split 0): model.keras is the last epoch"}
     else:
         lines = {"train": f"train: {len(data['train'][1]):,} images of {source}, less the validation split",
                  "val": f"val: {len(data['val'][1]):,} images held out of {source} "
@@ -232,11 +242,13 @@ def wants_demo_set(p, argv):
 
 def plot_history(history, out_dir):
     """loss.png and accuracy.png: train and validation curves per epoch, as in both reports."""
+    import cnn_model
     epochs = [int(r["epoch"]) + 1 for r in history]
     for metric in ("loss", "accuracy"):
         fig, ax = plt.subplots(figsize=(6, 4))
         ax.plot(epochs, [float(r[metric]) for r in history], "o-", label="train")
-        ax.plot(epochs, [float(r["val_" + metric]) for r in history], "o-", label="validation")
+        if history and cnn_model.validated(history[0]):           # not with validation_split 0
+            ax.plot(epochs, [float(r["val_" + metric]) for r in history], "o-", label="validation")
         ax.set_xlabel("epoch")
         ax.set_ylabel(metric)
         ax.set_title(f"{metric} per epoch")

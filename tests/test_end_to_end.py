@@ -323,3 +323,33 @@ def test_a_resumed_run_or_a_fine_tune_draws_new_batches_instead_of_replaying_the
         for i, face in enumerate(other_faces):            # and are augmented anew
             if face in new_faces:
                 assert not np.array_equal(other_x[i], new_x[list(new_faces).index(face)])
+
+
+def test_all_training_faces_no_validation_keeps_the_last_epoch(fer_slice, tmp_path):
+    """--validation_split=0: every training face is trained on, nothing is held out or
+    scored as validation, and model.keras is the last epoch. The plateau schedule, which
+    watches val_loss, is refused in one line before anything trains."""
+    out = tmp_path / "log"
+    refused = run_script("cnn_run.py", f"--data_dir={fer_slice}", f"--out_dir={out}", "--validation_split=0",
+                         "--lr_schedule=plateau", cwd=tmp_path)
+    assert refused.returncode != 0 and "Traceback" not in refused.stderr
+    assert refused.stderr.strip().splitlines()[-1].startswith("error: --validation_split=0 holds out no faces")
+    assert not (out / "history.csv").exists()
+
+    result = run_script("cnn_run.py", f"--data_dir={fer_slice}", f"--out_dir={out}", "--preset=fer_sota_narrow",
+                        "--validation_split=0", "--lr_schedule=cosine", "--epochs=2", "--augment_dataset=False",
+                        "--tta=flip", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "val: none held out (validation_split 0): model.keras is the last epoch" in result.stdout
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert "val" not in metrics and metrics["train"]["n"] == 7 * 60 and metrics["test"]["n"] == 7 * 15
+    assert "tta_flip" in metrics["test"]
+    splits = json.loads((out / "splits.json").read_text())
+    assert len(splits["train"]) == 7 * 60 and splits["val"] == []
+    with open(out / "history.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 2 and {r["val_accuracy"] for r in rows} == {"NA"}
+    sys.path.insert(0, REPO)
+    import cnn_model
+    _, _, params = cnn_model.load_model(str(out / "model.keras"))
+    assert params["validation_split"] == 0

@@ -385,3 +385,28 @@ def test_ema_validates_and_saves_the_average_and_backs_up_the_trained_weights(tm
     saved.compile(loss="categorical_crossentropy", metrics=["accuracy"])
     assert saved.evaluate(val_ds, return_dict=True, verbose=0)["accuracy"] == pytest.approx(
         float(history[0]["val_accuracy"]), abs=1e-6)
+
+
+def test_without_validation_faces_every_epoch_is_saved_and_the_last_one_kept(tmp_path):
+    """validation_split 0: no val_ds, so nothing chooses an epoch; model.keras must hold the
+    weights the run ended with, not the first epoch's, and a diverged epoch is never saved."""
+    import tensorflow as tf
+    p = cnn_params.get_params(["--epochs=3", "--learning_rate=0.01", "--lr_schedule=cosine", f"--out_dir={tmp_path}"])
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0, 255, (64, 16, 16, 1)).astype(np.float32)
+    y = keras.utils.to_categorical(rng.integers(0, 2, 64), 2)
+    train_ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(8)
+    model = cnn_model.compile_model(cnn_model.build_model(cnn_params.PRESETS["fer_sota_narrow"], (16, 16, 1), 2), p)
+    history = cnn_model.train(model, train_ds, None, p, ["a", "b"])
+    assert len(history) == 3 and not any(map(cnn_model.validated, history))
+    saved, _, _ = cnn_model.load_model(str(tmp_path / "model.keras"))
+    assert all(np.array_equal(a, b) for a, b in zip(saved.get_weights(), model.get_weights()))
+
+    # An epoch whose loss is NaN leaves the saved model alone.
+    before = (tmp_path / "model.keras").stat().st_mtime_ns
+    keeper = cnn_model.SaveBest(str(tmp_path / "model.keras"), ["a", "b"], p)
+    keeper.set_model(model)
+    keeper.on_epoch_end(3, {"loss": float("nan"), "accuracy": 0.5})
+    assert (tmp_path / "model.keras").stat().st_mtime_ns == before
+    keeper.on_epoch_end(3, {"loss": 0.5, "accuracy": 0.5})
+    assert (tmp_path / "model.keras").stat().st_mtime_ns != before

@@ -48,6 +48,7 @@ def test_experiment_applies_before_the_command_line():
     (["--bogus=1"], "valid names"),
     (["--preset=resnet999"], "unknown preset"),
     (["--teacher_weight=1.5"], "--teacher_weight=1.5: a share, from 0"),
+    (["--validation_split=1.0"], "--validation_split=1.0: a share of train/, from 0"),
     (["--teacher=no/such.keras"], "--teacher: no/such.keras: no such file"),
     (["--data_dir=/no/such/folder"], "/no/such/folder: no such folder"),
 ])

@@ -48,7 +48,7 @@ def test_shipped_model_on_a_publictest_sample(fer2013_dir):
 def test_the_shipped_model_teaches_a_student(fer_tiny, tmp_path):
     """Distillation: each training target is teacher_weight of the teacher's probabilities (face
     and mirror averaged) and the rest of the one-hot label; a teacher that knows other classes or
-    held out another validation split is refused in one line."""
+    held out another validation split is refused in one line, unless the student holds out none."""
     files, _ = cnn_data.list_split(os.path.join(fer_tiny, "train"))
     faces, names, paths, _ = cnn_data.load_images(files, 48, 48, split="train")
     labels = np.array([FER_CLASSES.index(n) for n in names])
@@ -68,6 +68,10 @@ def test_the_shipped_model_teaches_a_student(fer_tiny, tmp_path):
     cnn_model.save_model(teacher, str(other), FER_CLASSES, dict(params, seed=7))
     with pytest.raises(cnn_model.ModelError, match="other_split.keras: the teacher held out another validation split"):
         cnn_model.teacher_targets([PRETRAINED, str(other)], faces, labels, paths, FER_CLASSES, p)  # each one is checked
+    # A student that holds out nothing (validation_split 0) has no faces to keep from any teacher.
+    all_faces, _ = cnn_model.teacher_targets([PRETRAINED, str(other)], faces, labels, paths, FER_CLASSES,
+                                             dict(p, validation_split=0.0))
+    assert np.allclose(all_faces, targets, atol=1e-5)
     with pytest.raises(cnn_model.ModelError, match="same classes"):
         cnn_model.teacher_targets([PRETRAINED], faces, labels, paths, FER_CLASSES[::-1], p)
 
@@ -143,3 +147,22 @@ def test_mcnemar_matches_the_textbook_figure():
     only_a, only_b, p = compare.mcnemar(a, b)
     assert (only_a, only_b) == (10, 2) and abs(p - 0.0433) < 1e-3    # chi2 = (|10 - 2| - 1)^2 / 12 = 4.08
     assert compare.mcnemar(a, a)[2] == 1.0
+
+
+def test_compare_falls_back_to_the_test_split_when_the_models_held_out_other_faces(fer_tiny, tmp_path):
+    """A model trained on all of train/ (validation_split 0) has learned the faces the other
+    model was chosen on: compare.py scores the pair on the test split alone, and says so."""
+    model, classes, params = cnn_model.load_model(PRETRAINED)
+    all_faces = str(tmp_path / "all_faces.keras")
+    cnn_model.save_model(model, all_faces, classes, dict(params, validation_split=0.0))
+    result = run_script(os.path.join(REPO, "bench", "compare.py"), f"--data_dir={fer_tiny}", PRETRAINED, all_faces,
+                        cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "compared on the test split only" in result.stdout
+    assert re.search(r"accuracy, tta=none \(test 28 faces\)", result.stdout)
+    data = cnn_data.load_dataset(cnn_params.get_params([f"--data_dir={fer_tiny}"]))
+    accuracy = np.mean(cnn_model.predict(model, data["test"][0]).argmax(1) == data["test"][1])
+    rows = dict(re.findall(r"^(\S.*?) +(\d\.\d{4})$", result.stdout, re.M))     # one figure per row: test only
+    assert set(rows) == {"fer2013.keras", "all_faces.keras", "fer2013.keras + all_faces.keras"}
+    assert all(float(figure) == pytest.approx(accuracy, abs=1e-4) for figure in rows.values())
+    assert re.search(r"fer2013.keras vs all_faces.keras +test: 0 vs 0, p = 1\.000$", result.stdout, re.M)
