@@ -15,12 +15,12 @@ def test_defaults_hold_the_promised_names():
 
 def test_overrides_are_parsed_to_the_default_type():
     p = cnn_params.get_params(["--epochs=7", "--learning_rate=1e-4", "--augment_dataset=False",
-                               "--data_dir=/some/where", "--validation_split=1"])
+                               "--data_dir=/some/where", "--validation_split=0"])
     assert p["epochs"] == 7 and isinstance(p["epochs"], int)
     assert p["learning_rate"] == 1e-4
     assert p["augment_dataset"] is False
     assert p["data_dir"] == "/some/where"
-    assert p["validation_split"] == 1.0 and isinstance(p["validation_split"], float)
+    assert p["validation_split"] == 0.0 and isinstance(p["validation_split"], float)
 
 
 def test_unknown_name_lists_the_valid_ones():
