@@ -7,8 +7,8 @@ test for each pair.
 The validation split is rebuilt from the first model's stored seed and
 validation_split. When the models do not share them (or one trained on all of
 train/, validation_split 0), the faces one of them trained on would be scored
-as held out, so they are compared on the test split only. McNemar's test pairs two models on the same
-faces: it counts the faces that only the first gets right and those that only
+as held out, so they are compared on the test split only. McNemar's test
+pairs two models on the same faces: it counts the faces that only the first gets right and those that only
 the second gets right, and asks how likely so uneven a split is by chance
 (two-sided, with continuity correction). A difference of a few tenths of a point
 on 5,741 faces is usually not a difference. Models are named by their file, and by
