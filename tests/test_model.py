@@ -13,6 +13,13 @@ import cnn_model
 import cnn_params
 
 
+def random_faces(n, side, n_classes):
+    """n random grey faces of side x side pixels and one-hot labels of n_classes, the same every call."""
+    rng = np.random.default_rng(0)
+    faces = rng.uniform(0, 255, (n, side, side, 1)).astype(np.float32)
+    return faces, keras.utils.to_categorical(rng.integers(0, n_classes, n), n_classes)
+
+
 @pytest.mark.parametrize("preset, total, frozen", [
     ("dense", 156_743, 0),
     ("conv3", 63_431, 0),
@@ -143,9 +150,7 @@ def test_cosine_schedule_anneals_to_the_floor_over_the_epochs(tmp_path):
                                "--min_learning_rate=0.001", f"--out_dir={tmp_path}"])
     schedule = cnn_model.learning_rate_callback(p).schedule
     assert [round(schedule(e), 6) for e in range(3)] == [0.01, 0.0055, 0.001]
-    rng = np.random.default_rng(0)
-    x = rng.uniform(0, 255, (32, 8, 8, 1)).astype(np.float32)
-    y = keras.utils.to_categorical(rng.integers(0, 2, 32), 2)
+    x, y = random_faces(32, 8, 2)
     ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(8)
     model = cnn_model.compile_model(cnn_model.build_model(cnn_params.PRESETS["dense"], (8, 8, 1), 2), p)
     history = cnn_model.train(model, ds, ds, p, ["a", "b"])
@@ -162,9 +167,7 @@ def test_a_time_budget_stops_the_run_and_the_cosine_schedule_ends_annealed_withi
     import tensorflow as tf
     ticks = iter(range(0, 10_000, 10))       # read at the start and end of each epoch: 10 s an epoch
     monkeypatch.setattr(cnn_model, "time", types.SimpleNamespace(time=lambda: next(ticks)))
-    rng = np.random.default_rng(0)
-    x = rng.uniform(0, 255, (32, 8, 8, 1)).astype(np.float32)
-    y = keras.utils.to_categorical(rng.integers(0, 2, 32), 2)
+    x, y = random_faces(32, 8, 2)
     ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(8)
 
     def run(*overrides):
@@ -193,9 +196,7 @@ def test_a_time_budget_stops_the_run_and_the_cosine_schedule_ends_annealed_withi
 
 
 def test_label_smoothing_trains_towards_softened_targets():
-    rng = np.random.default_rng(0)
-    x = rng.uniform(0, 255, (16, 8, 8, 1)).astype(np.float32)
-    y = keras.utils.to_categorical(rng.integers(0, 4, 16), 4)
+    x, y = random_faces(16, 8, 4)
     model = cnn_model.build_model(cnn_params.PRESETS["dense"], (8, 8, 1), 4)
     cnn_model.compile_model(model, cnn_params.get_params(["--label_smoothing=0.2"]))
     targets = 0.8 * y + 0.2 / 4
@@ -216,9 +217,7 @@ def test_label_smoothing_trains_towards_softened_targets():
 
 def test_a_kill_while_the_backup_is_written_leaves_the_last_one_readable(tmp_path, monkeypatch):
     keras.utils.set_random_seed(0)
-    rng = np.random.default_rng(0)
-    faces = rng.uniform(0, 255, (64, 48, 48, 1)).astype(np.float32)
-    labels = keras.utils.to_categorical(rng.integers(0, 7, 64), 7)
+    faces, labels = random_faces(64, 48, 7)
     model = cnn_model.build_model(cnn_params.PRESETS["conv3"], (48, 48, 1), 7)
     cnn_model.compile_model(model, cnn_params.get_params([]))
     backup_dir = tmp_path / "backup"
@@ -247,9 +246,7 @@ def test_ctrl_c_swallowed_inside_a_save_still_stops_training(tmp_path, monkeypat
     import signal
     import tensorflow as tf
     p = cnn_params.get_params(["--epochs=5", f"--out_dir={tmp_path}"])
-    rng = np.random.default_rng(0)
-    x = rng.uniform(0, 255, (32, 8, 8, 1)).astype(np.float32)
-    y = keras.utils.to_categorical(rng.integers(0, 2, 32), 2)
+    x, y = random_faces(32, 8, 2)
     ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(8)
     model = cnn_model.compile_model(cnn_model.build_model(cnn_params.PRESETS["dense"], (8, 8, 1), 2), p)
     real_save = cnn_model.save_model
@@ -279,9 +276,7 @@ def test_a_run_trained_but_not_yet_evaluated_is_not_trained_again(tmp_path, caps
     # again must evaluate the saved model, not train from scratch over it.
     import tensorflow as tf
     p = cnn_params.get_params(["--epochs=2", f"--out_dir={tmp_path}"])
-    rng = np.random.default_rng(0)
-    x = rng.uniform(0, 255, (32, 8, 8, 1)).astype(np.float32)
-    y = keras.utils.to_categorical(rng.integers(0, 2, 32), 2)
+    x, y = random_faces(32, 8, 2)
     ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(8)
     model = cnn_model.compile_model(cnn_model.build_model(cnn_params.PRESETS["dense"], (8, 8, 1), 2), p)
     first = cnn_model.train(model, ds, ds, p, ["a", "b"])
@@ -307,9 +302,7 @@ def test_a_run_resumed_from_an_older_history_keeps_its_columns_in_line(tmp_path)
     # with that column, so the rewritten history must have it too, in the same place.
     import tensorflow as tf
     p = cnn_params.get_params(["--epochs=2", f"--out_dir={tmp_path}"])
-    rng = np.random.default_rng(0)
-    x = rng.uniform(0, 255, (32, 8, 8, 1)).astype(np.float32)
-    y = keras.utils.to_categorical(rng.integers(0, 2, 32), 2)
+    x, y = random_faces(32, 8, 2)
     ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(8)
     model = cnn_model.compile_model(cnn_model.build_model(cnn_params.PRESETS["dense"], (8, 8, 1), 2), p)
     cnn_model.train(model, ds, ds, p, ["a", "b"])
@@ -337,9 +330,7 @@ def test_a_run_resumed_from_an_older_history_keeps_its_columns_in_line(tmp_path)
 
 
 def test_weight_decay_shrinks_kernels_and_leaves_batch_norm_and_biases_alone():
-    rng = np.random.default_rng(0)
-    x = rng.uniform(0, 255, (32, 8, 8, 1)).astype(np.float32)
-    y = keras.utils.to_categorical(rng.integers(0, 3, 32), 3)
+    x, y = random_faces(32, 8, 3)
     table = [("conv", 4, 3, "same", 2, True, 0.0), ("dense", 8, 0, "", 0, True, 0.0)]
 
     def train(decay):
@@ -369,9 +360,7 @@ def test_ema_validates_and_saves_the_average_and_backs_up_the_trained_weights(tm
     from holds the trained weights. Without --ema the two files hold the same."""
     import tensorflow as tf
     p = cnn_params.get_params(["--epochs=1", f"--ema={ema}", "--learning_rate=0.01", f"--out_dir={tmp_path}"])
-    rng = np.random.default_rng(0)
-    x = rng.uniform(0, 255, (96, 16, 16, 1)).astype(np.float32)
-    y = keras.utils.to_categorical(rng.integers(0, 2, 96), 2)
+    x, y = random_faces(96, 16, 2)
     train_ds = tf.data.Dataset.from_tensor_slices((x[:64], y[:64])).batch(8)
     val_ds = tf.data.Dataset.from_tensor_slices((x[64:], y[64:])).batch(8)
     model = cnn_model.compile_model(cnn_model.build_model(cnn_params.PRESETS["fer_sota_narrow"], (16, 16, 1), 2), p)
@@ -392,9 +381,7 @@ def test_without_validation_faces_every_epoch_is_saved_and_the_last_one_kept(tmp
     weights the run ended with, not the first epoch's, and a diverged epoch is never saved."""
     import tensorflow as tf
     p = cnn_params.get_params(["--epochs=3", "--learning_rate=0.01", "--lr_schedule=cosine", f"--out_dir={tmp_path}"])
-    rng = np.random.default_rng(0)
-    x = rng.uniform(0, 255, (64, 16, 16, 1)).astype(np.float32)
-    y = keras.utils.to_categorical(rng.integers(0, 2, 64), 2)
+    x, y = random_faces(64, 16, 2)
     train_ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(8)
     model = cnn_model.compile_model(cnn_model.build_model(cnn_params.PRESETS["fer_sota_narrow"], (16, 16, 1), 2), p)
     history = cnn_model.train(model, train_ds, None, p, ["a", "b"])
