@@ -140,7 +140,7 @@ def main(argv):
         metrics[split] = cnn_model.score(cnn_model.predict(best, images), labels, classes)
         # TTA on the held-out splits only: on the training faces it tells nothing and
         # costs most of the evaluation (ten-crop: 10 passes over 23,000 FER-2013 faces).
-        if p["tta"] != "none" and split != "train" and len(labels):
+        if p["tta"] != "none" and split != "train":
             with_tta = cnn_model.score(cnn_model.predict(best, images, p["tta"]), labels, classes)
             metrics[split]["tta_" + p["tta"]] = {k: with_tta[k] for k in ("loss", "accuracy", "macro_f1")}
     cnn_model.write_json(os.path.join(p["out_dir"], "metrics.json"), metrics)
