@@ -35,6 +35,12 @@ def main(argv):
         p["data_dir"] = p["demo_dir"]
     if os.path.abspath(p["data_dir"]) == os.path.abspath(p["demo_dir"]):
         cnn_demo.make_demo_set(p["demo_dir"])            # drawn once, on first use
+    # The plateau schedule watches val_loss. With nothing held out and no val/ folder to
+    # supply validation faces it has nothing to watch: say so now, not after minutes of decoding.
+    if (p["lr_schedule"] == "plateau" and p["validation_split"] == 0
+            and not os.path.isdir(os.path.join(p["data_dir"], "val"))):
+        sys.exit("error: --validation_split=0 holds out no faces and there is no val/ folder, so the plateau "
+                 "schedule has no val_loss to watch; use --lr_schedule=cosine")
 
     # 1. The data: decode every image once, hold out validation, balance the training classes.
     try:
@@ -46,9 +52,9 @@ def main(argv):
     x_val, y_val, _ = data["val"]
     print(f"classes: {', '.join(classes)}")
     if not len(y_val):
-        if p["lr_schedule"] == "plateau":
-            sys.exit("error: --validation_split=0 holds out no faces, so the plateau schedule has no val_loss "
-                     "to watch; use --lr_schedule=cosine")
+        if p["lr_schedule"] == "plateau":               # a val/ folder with none of train's classes
+            sys.exit(f"error: {os.path.join(p['data_dir'], 'val')}: no faces of the training classes, so the "
+                     "plateau schedule has no val_loss to watch; use --lr_schedule=cosine")
         print("no validation faces (validation_split 0): every training face is trained on, and model.keras "
               "is the last epoch, chosen by nothing")
     os.makedirs(p["out_dir"], exist_ok=True)

@@ -325,15 +325,28 @@ def test_a_resumed_run_or_a_fine_tune_draws_new_batches_instead_of_replaying_the
                 assert not np.array_equal(other_x[i], new_x[list(new_faces).index(face)])
 
 
-def test_all_training_faces_no_validation_keeps_the_last_epoch(fer_slice, tmp_path):
+def test_all_training_faces_no_validation_keeps_the_last_epoch(fer_slice, fer_tiny, tmp_path):
     """--validation_split=0: every training face is trained on, nothing is held out or
     scored as validation, and model.keras is the last epoch. The plateau schedule, which
-    watches val_loss, is refused in one line before anything trains."""
+    watches val_loss, is refused in one line before anything is decoded, or, when a val/
+    folder turns out to hold none of train's classes, before anything trains."""
     out = tmp_path / "log"
     refused = run_script("cnn_run.py", f"--data_dir={fer_slice}", f"--out_dir={out}", "--validation_split=0",
                          "--lr_schedule=plateau", cwd=tmp_path)
     assert refused.returncode != 0 and "Traceback" not in refused.stderr
     assert refused.stderr.strip().splitlines()[-1].startswith("error: --validation_split=0 holds out no faces")
+    assert "classes:" not in refused.stdout               # refused before a single face was decoded
+    assert not (out / "history.csv").exists()
+    # A val/ folder is no help when it holds none of train's classes: that is known only
+    # once the faces are decoded, and refused then, naming the folder.
+    with_val = tmp_path / "with_val"
+    shutil.copytree(fer_tiny, with_val)
+    (with_val / "val" / "smirk").mkdir(parents=True)
+    shutil.copy(next((with_val / "test" / "happy").iterdir()), with_val / "val" / "smirk")
+    refused = run_script("cnn_run.py", f"--data_dir={with_val}", f"--out_dir={out}", "--validation_split=0",
+                         "--lr_schedule=plateau", cwd=tmp_path)
+    assert refused.returncode != 0 and "Traceback" not in refused.stderr
+    assert refused.stderr.strip().splitlines()[-1].startswith(f"error: {with_val / 'val'}: no faces of the training classes")
     assert not (out / "history.csv").exists()
 
     result = run_script("cnn_run.py", f"--data_dir={fer_slice}", f"--out_dir={out}", "--preset=fer_sota_narrow",
