@@ -34,6 +34,9 @@ SHEET_MAX = 64    # faces drawn on eval.png
 def parse_args(argv):
     """--model, --images, --out, --tta and --detect_faces, plus image files named on their own."""
     options, files = dict(OPTIONS), []
+    if "--help" in argv or "-h" in argv:
+        print(__doc__)
+        sys.exit(0)
     for arg in argv:
         if arg.startswith("--"):
             name, _, value = arg[2:].partition("=")

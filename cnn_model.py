@@ -890,10 +890,14 @@ def export(model_path, fmt, out=""):
 if __name__ == "__main__":
     # python cnn_model.py export --model=log/model.keras --format=tflite [--out=PATH]
     import sys
+    usage = ("usage: python cnn_model.py export --model=log/model.keras "
+             "--format=tflite|saved_model|onnx|keras|keras_f16 [--out=PATH]")
+    if "--help" in sys.argv or "-h" in sys.argv:
+        print(usage)
+        sys.exit(0)
     options = dict(arg[2:].split("=", 1) for arg in sys.argv[2:] if arg.startswith("--") and "=" in arg)
     if sys.argv[1:2] != ["export"] or not set(options) <= {"model", "format", "out"}:
-        sys.exit("usage: python cnn_model.py export --model=log/model.keras "
-                 "--format=tflite|saved_model|onnx|keras|keras_f16 [--out=PATH]")
+        sys.exit(usage)
     try:
         written, labels = export(options.get("model", "log/model.keras"), options.get("format", "tflite"),
                                  options.get("out", ""))

@@ -269,6 +269,19 @@ def get_params(argv=()):
     return params
 
 
+def usage():
+    """What --help prints: the values above as this file writes them, comments and all, and the names
+    of the presets and experiments (the file itself is the reference; nothing here can drift from it)."""
+    with open(__file__) as f:
+        lines = f.read().splitlines()
+    first = next(i for i, line in enumerate(lines) if line.startswith("# ---"))     # the data section
+    last = next(i for i, line in enumerate(lines) if line.startswith("# ---") and "layer tables" in line)
+    knobs = "\n".join(lines[first:last]).rstrip()
+    return (f"Parameters (cnn_params.py), each overridable as --name=value:\n\n{knobs}\n\n"
+            f"presets (--preset=NAME): {', '.join(PRESETS)}\n"
+            f"experiments (--experiment=NAME): {', '.join(EXPERIMENTS)}\n")
+
+
 def params_or_exit(argv):
     """get_params for a script: a bad override ends the program with one line, no traceback."""
     try:

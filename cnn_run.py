@@ -7,6 +7,7 @@
 Everything goes into out_dir (default log/): model.keras, history.csv,
 loss.png, accuracy.png, class_distribution.png and metrics.json.
 Started again after a crash or Ctrl-C, the same command resumes the run.
+--help lists every parameter with its default.
 """
 import os
 import sys
@@ -25,6 +26,9 @@ import cnn_demo
 
 
 def main(argv):
+    if "--help" in argv or "-h" in argv:
+        print(__doc__ + "\n" + cnn_params.usage())
+        return
     p = cnn_params.params_or_exit(argv)
     started = time.time()
     for path in filter(None, p["teacher"].split(",")):     # now, not after minutes of decoding

@@ -296,6 +296,9 @@ def load_sample(data_dir, n):
 
 def main(argv):
     args = dict(ARGS)
+    if "--help" in argv or "-h" in argv:
+        print(__doc__)
+        return
     for arg in argv:
         name, _, value = arg.lstrip("-").partition("=")
         if name not in ARGS:

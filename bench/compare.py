@@ -35,6 +35,9 @@ SPLIT_PARAMS = ("seed", "validation_split", "img_height", "img_width", "channels
 def main(argv):
     options = {"data_dir": "data/fer2013", "tta": "none"}
     paths = []
+    if "--help" in argv or "-h" in argv:
+        print(__doc__)
+        return
     for arg in argv:
         name, _, value = arg[2:].partition("=")
         if arg.startswith("--") and name in options:

@@ -65,3 +65,19 @@ def test_data_dir_without_train_folder(tmp_path):
     result = run_script("cnn_run.py", f"--data_dir={tmp_path / 'photos'}", f"--out_dir={tmp_path}", cwd=tmp_path)
     assert result.returncode != 0 and "Traceback" not in result.stderr
     assert "has no train/ folder" in result.stderr
+
+
+def test_help_lists_every_parameter_and_runs_nothing(tmp_path):
+    """--help (or -h) prints the usage and every parameter as cnn_params.py writes it, exits 0,
+    and neither trains nor scores anything."""
+    result = run_script("cnn_run.py", "--help", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("Train a facial-expression CNN")
+    for name in cnn_params.get_params([]):
+        assert f"\n{name} = " in result.stdout, name       # each line as the file writes it, with its default
+    assert '\nlr_schedule = "plateau"     # "plateau" (as both reports)' in result.stdout    # and its comment
+    assert "presets (--preset=NAME): " + ", ".join(cnn_params.PRESETS) in result.stdout
+    assert "fer_sota_narrow_distilled" in result.stdout                   # the experiments too
+    scored = run_script("cnn_eval.py", "-h", cwd=tmp_path)
+    assert scored.returncode == 0 and scored.stdout.startswith("Score new face images"), scored.stderr
+    assert list(tmp_path.iterdir()) == []                                 # no log/, no eval.json
