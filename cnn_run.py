@@ -59,8 +59,8 @@ def main(argv):
         if p["lr_schedule"] == "plateau":               # a val/ folder with none of train's classes
             sys.exit(f"error: {os.path.join(p['data_dir'], 'val')}: no faces of the training classes, so the "
                      "plateau schedule has no val_loss to watch; use --lr_schedule=cosine")
-        print("no validation faces (validation_split 0): every training face is trained on, and model.keras "
-              "is the last epoch, chosen by nothing")
+        print("no validation faces: every training face is trained on, and model.keras is the last epoch, "
+              "chosen by nothing")
     os.makedirs(p["out_dir"], exist_ok=True)
     plot_class_distribution(data, classes, os.path.join(p["out_dir"], "class_distribution.png"))
     x_fit, y_fit = x_train, y_train
