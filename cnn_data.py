@@ -46,7 +46,7 @@ def decode_image(path, height, width, detect_faces=False, face_margin=0.1):
         # Pillow refuses a PNG whose metadata chunk (a colour profile, say) has a bad
         # checksum; libpng, behind TensorFlow's decoder, reads the pixels anyway.
         # A file that neither can read is reported with Pillow's reason.
-        img = _open_with_tensorflow(path)
+        img = _open_with_tensorflow(path) if _worth_a_second_try(path, error) else None
         if img is None:
             raise ValueError(_plain_reason(error)) from None
     if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
@@ -116,6 +116,17 @@ def _open_with_pillow(path, draft_size):
         img.draft("L", draft_size)                # a big JPEG decodes at reduced scale: much faster
         img.load()                                # decode now, so a truncated file fails here
         return ImageOps.exif_transpose(img)       # phone photos: honour the camera's rotation
+
+
+def _worth_a_second_try(path, error):
+    """Whether TensorFlow's decoders might read a file Pillow refused. Not a truncated one:
+    they stop at its end too, after printing the C library's complaints around our one line.
+    Not a text file or anything else whose first bytes name no format they know."""
+    if "truncated" in str(error).lower():
+        return False
+    with open(path, "rb") as f:
+        head = f.read(12)
+    return head.startswith((b"\xff\xd8\xff", b"\x89PNG", b"GIF8", b"BM")) or (head[:4], head[8:]) == (b"RIFF", b"WEBP")
 
 
 def _open_with_tensorflow(path):
