@@ -46,9 +46,10 @@ def decode_image(path, height, width, detect_faces=False, face_margin=0.1):
         # Pillow refuses a PNG whose metadata chunk (a colour profile, say) has a bad
         # checksum; libpng, behind TensorFlow's decoder, reads the pixels anyway.
         # A file that neither can read is reported with Pillow's reason.
-        img = _open_with_tensorflow(path) if _worth_a_second_try(path, error) else None
+        reason = _plain_reason(error)
+        img = _open_with_tensorflow(path) if _worth_a_second_try(path, reason) else None
         if img is None:
-            raise ValueError(_plain_reason(error)) from None
+            raise ValueError(reason) from None
     if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
         # 16-bit grayscale: scale 0..65535 down to 0..255 instead of clipping.
         pixels = np.asarray(img, dtype=np.float32) / 257.0
@@ -101,13 +102,16 @@ def find_face(gray):
     return int(x) - pad, int(y) - pad, int(w)
 
 
+TRUNCATED = "truncated or corrupt image data"
+
+
 def _plain_reason(error):
     """Pillow's error, in words for the user."""
     text = str(error)
     if "cannot identify image file" in text:
         return "not an image file (cannot identify image file format)"
     if "truncated" in text.lower():
-        return "truncated or corrupt image data"
+        return TRUNCATED
     return text.split(" '")[0] or type(error).__name__
 
 
@@ -118,11 +122,11 @@ def _open_with_pillow(path, draft_size):
         return ImageOps.exif_transpose(img)       # phone photos: honour the camera's rotation
 
 
-def _worth_a_second_try(path, error):
+def _worth_a_second_try(path, reason):
     """Whether TensorFlow's decoders might read a file Pillow refused. Not a truncated one:
     they stop at its end too, after printing the C library's complaints around our one line.
     Not a text file or anything else whose first bytes name no format they know."""
-    if "truncated" in str(error).lower():
+    if reason == TRUNCATED:
         return False
     with open(path, "rb") as f:
         head = f.read(12)
