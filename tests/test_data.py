@@ -74,6 +74,15 @@ def test_stratified_split_keeps_class_proportions_and_is_seeded():
     assert np.array_equal(train, again) and not np.array_equal(train, other)
 
 
+def test_a_smaller_stratified_split_holds_out_part_of_a_larger_one():
+    """bench/compare.py scores models of one seed and different splits on the smaller
+    split's faces, as faces that every one of them held out: that holds only if they nest."""
+    labels = np.array([0] * 97 + [1] * 13 + [2] * 41)
+    _, small = cnn_data.stratified_split(labels, 0.1, seed=1337)
+    train, large = cnn_data.stratified_split(labels, 0.2, seed=1337)
+    assert len(small) == 10 + 1 + 4 and set(small) < set(large) and not set(small) & set(train)
+
+
 # ------------------------------------------------------------------ decoding
 
 def _face_like(w=120, h=100):

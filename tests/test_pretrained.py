@@ -166,3 +166,21 @@ def test_compare_falls_back_to_the_test_split_when_the_models_held_out_other_fac
     assert set(rows) == {"fer2013.keras", "all_faces.keras", "fer2013.keras + all_faces.keras"}
     assert all(float(figure) == pytest.approx(accuracy, abs=1e-4) for figure in rows.values())
     assert re.search(r"fer2013.keras vs all_faces.keras +test: 0 vs 0, p = 1\.000$", result.stdout, re.M)
+
+
+def test_compare_scores_models_of_one_seed_on_the_faces_all_held_out(fer_tiny, tmp_path):
+    """A model that held out 10 % of train/ with the shipped model's seed held out part of
+    the shipped model's 20 %: compare.py scores the pair on that 10 %, and says so."""
+    model, classes, params = cnn_model.load_model(PRETRAINED)
+    tenth = str(tmp_path / "tenth.keras")
+    cnn_model.save_model(model, tenth, classes, dict(params, validation_split=0.1))
+    result = run_script(os.path.join(REPO, "bench", "compare.py"), f"--data_dir={fer_tiny}", PRETRAINED, tenth,
+                        cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "compared on the validation_split 0.1 faces, which every one of them held out" in result.stdout
+    data = cnn_data.load_dataset(cnn_params.get_params([f"--data_dir={fer_tiny}", "--validation_split=0.1"]))
+    assert len(data["val"][1]) == 14                                     # 2 of each class's 16, not the 20 % (21)
+    assert re.search(r"accuracy, tta=none \(val 14 faces, test 28 faces\)", result.stdout)
+    accuracy = np.mean(cnn_model.predict(model, data["val"][0]).argmax(1) == data["val"][1])
+    rows = re.findall(r"^(\S.*?) +(\d\.\d{4}) +\d\.\d{4}$", result.stdout, re.M)
+    assert len(rows) == 3 and all(float(figure) == pytest.approx(accuracy, abs=1e-4) for _, figure in rows)
