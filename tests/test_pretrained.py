@@ -149,15 +149,22 @@ def test_mcnemar_matches_the_textbook_figure():
     assert compare.mcnemar(a, a)[2] == 1.0
 
 
+def compare_with_a_copy(fer_tiny, tmp_path, name, **stored):
+    """bench/compare.py on the shipped model and a copy of it whose stored parameters say
+    otherwise (`stored`): the same weights, so any difference in the printout is the split."""
+    model, classes, params = cnn_model.load_model(PRETRAINED)
+    copy = str(tmp_path / name)
+    cnn_model.save_model(model, copy, classes, dict(params, **stored))
+    result = run_script(os.path.join(REPO, "bench", "compare.py"), f"--data_dir={fer_tiny}", PRETRAINED, copy,
+                        cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    return model, result
+
+
 def test_compare_falls_back_to_the_test_split_when_the_models_held_out_other_faces(fer_tiny, tmp_path):
     """A model trained on all of train/ (validation_split 0) has learned the faces the other
     model was chosen on: compare.py scores the pair on the test split alone, and says so."""
-    model, classes, params = cnn_model.load_model(PRETRAINED)
-    all_faces = str(tmp_path / "all_faces.keras")
-    cnn_model.save_model(model, all_faces, classes, dict(params, validation_split=0.0))
-    result = run_script(os.path.join(REPO, "bench", "compare.py"), f"--data_dir={fer_tiny}", PRETRAINED, all_faces,
-                        cwd=tmp_path)
-    assert result.returncode == 0, result.stderr[-2000:]
+    model, result = compare_with_a_copy(fer_tiny, tmp_path, "all_faces.keras", validation_split=0.0)
     assert "compared on the test split only" in result.stdout
     assert re.search(r"accuracy, tta=none \(test 28 faces\)", result.stdout)
     data = cnn_data.load_dataset(cnn_params.get_params([f"--data_dir={fer_tiny}"]))
@@ -171,12 +178,7 @@ def test_compare_falls_back_to_the_test_split_when_the_models_held_out_other_fac
 def test_compare_scores_models_of_one_seed_on_the_faces_all_held_out(fer_tiny, tmp_path):
     """A model that held out 10 % of train/ with the shipped model's seed held out part of
     the shipped model's 20 %: compare.py scores the pair on that 10 %, and says so."""
-    model, classes, params = cnn_model.load_model(PRETRAINED)
-    tenth = str(tmp_path / "tenth.keras")
-    cnn_model.save_model(model, tenth, classes, dict(params, validation_split=0.1))
-    result = run_script(os.path.join(REPO, "bench", "compare.py"), f"--data_dir={fer_tiny}", PRETRAINED, tenth,
-                        cwd=tmp_path)
-    assert result.returncode == 0, result.stderr[-2000:]
+    model, result = compare_with_a_copy(fer_tiny, tmp_path, "tenth.keras", validation_split=0.1)
     assert "compared on the validation_split 0.1 faces, which every one of them held out" in result.stdout
     data = cnn_data.load_dataset(cnn_params.get_params([f"--data_dir={fer_tiny}", "--validation_split=0.1"]))
     assert len(data["val"][1]) == 14                                     # 2 of each class's 16, not the 20 % (21)
