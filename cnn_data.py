@@ -205,6 +205,22 @@ def stratified_split(labels, fraction, seed):
     return np.sort(np.array(train, dtype=np.int64)), np.sort(np.array(val, dtype=np.int64))    # val may be empty
 
 
+# What decides which training faces a split draws from, besides its size: the seed, and
+# the faces that drop_blank and balance_count leave out before the split.
+SPLIT_SOURCE = ("seed", "drop_blank", "balance_count")
+
+
+def holds_out(params, p):
+    """Whether a run with parameters `params` held out every validation face of a run with
+    parameters p, and so never trained on them: the same faces and seed to draw from, and
+    a validation_split as large or larger. A split takes each class's first faces of one
+    seeded shuffle, so a smaller one lies inside a larger one. What `params` does not
+    store is not held against it (a teacher file keeps its seed and split, and the list
+    of its faces tells the rest)."""
+    same_source = all(params.get(k, p[k]) == p[k] for k in SPLIT_SOURCE)
+    return same_source and (params.get("validation_split") or 0.0) >= p["validation_split"]
+
+
 def load_dataset(p):
     """Read data_dir (a folder, or the original fer2013.csv) as parameters p say.
 

@@ -17,6 +17,8 @@ import zipfile
 import numpy as np
 import keras
 
+import cnn_data
+
 META_FILE = "fer_toolkit.json"   # class names and parameters, stored inside the .keras zip
 TEACHER_FILE = "teacher.npz"      # a distilled run's teacher probabilities, kept in its out_dir
 
@@ -368,9 +370,8 @@ def is_teacher_file(teacher):
 
 def teacher_probabilities(paths, images, classes, p):
     """The saved models' probabilities for each face, face and mirror averaged, models averaged.
-    A teacher must know the same classes, take the same input, and have kept the
-    same faces out for validation, or it would have learned the very faces that
-    choose the student's best epoch. A mismatch is a one-line ModelError."""
+    A teacher must know the same classes, take the same input, and have held out
+    the student's validation faces (check_split). A mismatch is a one-line ModelError."""
     models, its_classes, all_params = load_models(paths)
     if its_classes != list(classes):
         raise ModelError(f"{paths[0]}: a teacher must know the same classes in the same order: it has "
@@ -385,11 +386,16 @@ def teacher_probabilities(paths, images, classes, p):
 
 
 def check_split(path, what, params, p):
-    """A teacher must have held out the student's validation faces: same seed and validation_split."""
-    if params and (params.get("seed"), params.get("validation_split")) != (p["seed"], p["validation_split"]):
-        raise ModelError(f"{path}: {what} held out another validation split (seed {params.get('seed')}, "
-                         f"validation_split {params.get('validation_split')}); train with "
-                         f"--seed={params.get('seed')} --validation_split={params.get('validation_split')}")
+    """A model that teaches or starts this run must have held out all of its validation faces,
+    or it learned the faces that choose this run's best epoch: the same seed and faces to draw
+    from, and a validation_split as large or larger (cnn_data.holds_out)."""
+    if not params or cnn_data.holds_out(params, p):
+        return
+    keys = ["seed", "validation_split"] + [k for k in cnn_data.SPLIT_SOURCE[1:] if params.get(k, p[k]) != p[k]]
+    smaller = " or less" if params.get("validation_split") else ""
+    raise ModelError(f"{path}: {what} held out another validation split ("
+                     + ", ".join(f"{k} {params.get(k)}" for k in keys) + "); train with "
+                     + " ".join(f"--{k}={params.get(k)}" for k in keys) + smaller)
 
 
 # What a teacher file must agree on with the run that reads it: the split, and the

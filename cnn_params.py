@@ -45,7 +45,8 @@ mixup = 0.0                 # mixup (Zhang et al. 2018): each training face blen
 
 # ---------------------------------------------------------------- model
 preset = "conv3"            # a key of PRESETS below
-init_model = ""             # start from the weights of this .keras file (same preset and classes): fine-tuning
+init_model = ""             # start from the weights of this .keras file (same preset and classes): fine-tuning. It must
+                            # have held out this run's validation faces, as a teacher must (see teacher)
 dense_init = "glorot_uniform"   # "he_uniform" is the improvement the FER-2013 report tried
 vgg16_weights = ""          # a local ImageNet file (vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5);
                             # empty: the vgg16 preset starts from random weights. Nothing is downloaded.
@@ -68,7 +69,8 @@ ema = 0.0                   # keep an exponential moving average of the weights 
                             # Under the cosine schedule it gained nothing (fer_sota_wide on a GPU; README)
 teacher = ""                # distillation (Hinton et al. 2015): a saved .keras model (several, comma-separated: their
                             # average) whose probabilities for each training face, face and mirror averaged, become
-                            # part of its training target; it must share the classes and the validation split. The
+                            # part of its training target; it must share the classes and hold out the validation
+                            # faces (the same seed, a validation_split as large or larger). The
                             # probabilities are kept in out_dir/teacher.npz, which can be the teacher of another run
 teacher_weight = 0.7        # the teacher's share of each target; the rest is the one-hot label
 seed = 1337                 # same seed, same machine: same split, same weights, same metrics

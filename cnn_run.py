@@ -117,7 +117,7 @@ def main(argv):
         model = cnn_model.build_model(cnn_params.PRESETS[p["preset"]], (p["img_height"], p["img_width"], p["channels"]),
                                       len(classes), p["dense_init"], name=p["preset"], vgg16_weights=p["vgg16_weights"])
         if p["init_model"]:
-            start_from(model, p["init_model"], classes)
+            start_from(model, p["init_model"], classes, p)
         cnn_model.compile_model(model, p)
     model.summary()
 
@@ -228,13 +228,16 @@ def describe_splits(data, p):
     return lines
 
 
-def start_from(model, path, classes):
-    """Copy the weights of a saved model into the new one (fine-tuning); refuse a mismatch."""
+def start_from(model, path, classes, p):
+    """Copy the weights of a saved model into the new one (fine-tuning); refuse a mismatch,
+    and a model that trained on this run's validation faces, as a teacher is refused."""
     import cnn_model
     try:
-        source, source_classes, _ = cnn_model.load_model(path)
+        source, source_classes, params = cnn_model.load_model(path)
         if source_classes != classes:
             raise cnn_model.ModelError(f"{path}: its classes {source_classes} differ from this data's {classes}")
+        if p["validation_split"] > 0:
+            cnn_model.check_split(path, "the model to fine-tune", params, p)
         model.set_weights(source.get_weights())
     except ValueError as error:
         sys.exit(f"error: --init_model={path}: a different network than the preset's ({str(error).splitlines()[0]})")

@@ -8,10 +8,11 @@ The validation split is rebuilt from the models' stored seed and
 validation_split. With one seed, a smaller validation_split holds out a part of
 a larger one's faces (the split takes each class's first faces of one seeded
 shuffle), so models of one seed and different splits are compared on the
-smallest split's faces, which none of them trained on. When the seeds differ
-(or one model trained on all of train/, validation_split 0), the faces one of
-them trained on would be scored as held out, so they are compared on the test
-split only. McNemar's test
+smallest split's faces, which none of them trained on (cnn_data.holds_out, the
+rule that teachers and fine-tunes pass too). When the seeds differ, or the
+faces the split drew from (drop_blank, balance_count), or one model trained on
+all of train/ (validation_split 0), the faces one of them trained on would be
+scored as held out, so they are compared on the test split only. McNemar's test
 pairs two models on the same faces: it counts the faces that only the first gets right and those that only
 the second gets right, and asks how likely so uneven a split is by chance
 (two-sided, with continuity correction). A difference of a few tenths of a point
@@ -58,16 +59,18 @@ def main(argv):
         sys.exit(f"error: {error}")
     p = dict(cnn_params.get_params([]), data_dir=options["data_dir"])
     p.update({k: all_params[0][k] for k in SPLIT_PARAMS if k in all_params[0]})
-    held_out = [(params.get("seed"), params.get("validation_split") or 0.0) for params in all_params]
-    p["validation_split"] = min(split for _, split in held_out)
-    shared_split = p["validation_split"] > 0 and len({seed for seed, _ in held_out}) == 1
-    if shared_split and len({split for _, split in held_out}) > 1:
+    shares = [params.get("validation_split") or 0.0 for params in all_params]
+    p["validation_split"] = min(shares)
+    shared_split = p["validation_split"] > 0 and all(cnn_data.holds_out(params, p) for params in all_params)
+    if shared_split and len(set(shares)) > 1:
         print(f"note: the models held out different shares of train/; they are compared on the "
               f"validation_split {p['validation_split']} faces, which every one of them held out")
     if not shared_split:
+        shown = ["seed", "validation_split"] + [k for k in cnn_data.SPLIT_SOURCE[1:]
+                                                 if len({params.get(k) for params in all_params}) > 1]
         print("note: the models did not hold out the same validation faces ("
-              + "; ".join(f"{name}: seed {seed}, validation_split {split}"
-                          for name, (seed, split) in zip(short_names(paths), held_out))
+              + "; ".join(f"{name}: " + ", ".join(f"{k} {params.get(k)}" for k in shown)
+                          for name, params in zip(short_names(paths), all_params))
               + "); they are compared on the test split only")
     try:
         data = cnn_data.load_dataset(p)

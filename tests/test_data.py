@@ -76,11 +76,21 @@ def test_stratified_split_keeps_class_proportions_and_is_seeded():
 
 def test_a_smaller_stratified_split_holds_out_part_of_a_larger_one():
     """bench/compare.py scores models of one seed and different splits on the smaller
-    split's faces, as faces that every one of them held out: that holds only if they nest."""
+    split's faces, as faces that every one of them held out, and a teacher or a model to
+    fine-tune may have held out a larger split than its student: that holds only if they nest."""
     labels = np.array([0] * 97 + [1] * 13 + [2] * 41)
     _, small = cnn_data.stratified_split(labels, 0.1, seed=1337)
     train, large = cnn_data.stratified_split(labels, 0.2, seed=1337)
     assert len(small) == 10 + 1 + 4 and set(small) < set(large) and not set(small) & set(train)
+    # cnn_data.holds_out, which teachers, fine-tunes and compare.py go by, says the same as the faces.
+    runs = [dict(seed=seed, validation_split=share, drop_blank=False, balance_count=0)
+            for seed in (1337, 7) for share in (0.0, 0.1, 0.2, 0.3)]
+    held = {i: set(cnn_data.stratified_split(labels, run["validation_split"], run["seed"])[1]) for i, run in enumerate(runs)}
+    for i, a in enumerate(runs):
+        for j, b in enumerate(runs):
+            if b["validation_split"] > 0:           # a run that holds out nothing has no faces to keep from anyone
+                assert cnn_data.holds_out(a, b) == (held[j] <= held[i]), (a, b)
+    assert not cnn_data.holds_out(dict(runs[2], drop_blank=True), runs[2])    # blank faces left out: other faces split
 
 
 # ------------------------------------------------------------------ decoding

@@ -275,6 +275,14 @@ def test_fine_tuning_starts_from_a_saved_model(fresh_user, tmp_path):
                        "--epochs=1", f"--out_dir={tmp_path / 'wrong'}", cwd=home)
     assert wrong.returncode != 0 and "Traceback" not in wrong.stderr
     assert "a different network than the preset's" in wrong.stderr
+    # A model that held out a smaller share than this run trained on some of its validation faces.
+    leaky = run_script("cnn_run.py", f"--init_model={home / 'log' / 'model.keras'}", "--validation_split=0.3",
+                       "--epochs=1", f"--out_dir={tmp_path / 'leaky'}", cwd=home)
+    assert leaky.returncode != 0 and "Traceback" not in leaky.stderr
+    assert leaky.stderr.strip().splitlines()[-1] == (
+        f"error: --init_model: {home / 'log' / 'model.keras'}: the model to fine-tune held out another validation "
+        "split (seed 1337, validation_split 0.2); train with --seed=1337 --validation_split=0.2 or less")
+    assert not (tmp_path / "leaky" / "model.keras").exists()
     # The two as an ensemble: each face's probabilities are the mean of the two models' (eval.json keeps 5 decimals).
     start_model, tuned_model = home / "log" / "model.keras", tmp_path / "tuned" / "model.keras"
     reports = {}

@@ -48,7 +48,8 @@ def test_shipped_model_on_a_publictest_sample(fer2013_dir):
 def test_the_shipped_model_teaches_a_student(fer_tiny, tmp_path):
     """Distillation: each training target is teacher_weight of the teacher's probabilities (face
     and mirror averaged) and the rest of the one-hot label; a teacher that knows other classes or
-    held out another validation split is refused in one line, unless the student holds out none."""
+    did not hold out the student's validation faces is refused in one line, unless the student
+    holds out none."""
     files, _ = cnn_data.list_split(os.path.join(fer_tiny, "train"))
     faces, names, paths, _ = cnn_data.load_images(files, 48, 48, split="train")
     labels = np.array([FER_CLASSES.index(n) for n in names])
@@ -68,6 +69,18 @@ def test_the_shipped_model_teaches_a_student(fer_tiny, tmp_path):
     cnn_model.save_model(teacher, str(other), FER_CLASSES, dict(params, seed=7))
     with pytest.raises(cnn_model.ModelError, match="other_split.keras: the teacher held out another validation split"):
         cnn_model.teacher_targets([PRETRAINED, str(other)], faces, labels, paths, FER_CLASSES, p)  # each one is checked
+    # A teacher that held out a larger share with the same seed held out the student's faces too;
+    # one that held out less, or split other faces (drop_blank), trained on some of them.
+    larger = tmp_path / "larger_split.keras"
+    cnn_model.save_model(teacher, str(larger), FER_CLASSES, dict(params, validation_split=0.3))
+    assert np.allclose(cnn_model.teacher_targets([str(larger)], faces, labels, paths, FER_CLASSES, p)[0], targets, atol=1e-5)
+    with pytest.raises(cnn_model.ModelError, match=r"larger_split.keras: the teacher held out another validation split "
+                                                   r"\(seed 1337, validation_split 0.3\); train with --seed=1337 --validation_split=0.3 or less$"):
+        cnn_model.teacher_targets([str(larger)], faces, labels, paths, FER_CLASSES, dict(p, validation_split=0.4))
+    blank = tmp_path / "no_blank.keras"
+    cnn_model.save_model(teacher, str(blank), FER_CLASSES, dict(params, drop_blank=True))
+    with pytest.raises(cnn_model.ModelError, match=r"no_blank.keras: .*drop_blank True\); train with .* --drop_blank=True"):
+        cnn_model.teacher_targets([str(blank)], faces, labels, paths, FER_CLASSES, p)
     # A student that holds out nothing (validation_split 0) has no faces to keep from any teacher.
     all_faces, _ = cnn_model.teacher_targets([PRETRAINED, str(other)], faces, labels, paths, FER_CLASSES,
                                              dict(p, validation_split=0.0))
@@ -161,18 +174,21 @@ def compare_with_a_copy(fer_tiny, tmp_path, name, **stored):
     return model, result
 
 
-def test_compare_falls_back_to_the_test_split_when_the_models_held_out_other_faces(fer_tiny, tmp_path):
+@pytest.mark.parametrize("name, stored, told", [("all_faces.keras", dict(validation_split=0.0), "validation_split 0.0)"),
+                                                ("no_blank.keras", dict(drop_blank=True), "drop_blank True)")])
+def test_compare_falls_back_to_the_test_split_when_the_models_held_out_other_faces(fer_tiny, tmp_path, name, stored, told):
     """A model trained on all of train/ (validation_split 0) has learned the faces the other
-    model was chosen on: compare.py scores the pair on the test split alone, and says so."""
-    model, result = compare_with_a_copy(fer_tiny, tmp_path, "all_faces.keras", validation_split=0.0)
-    assert "compared on the test split only" in result.stdout
+    model was chosen on, and so has one that split the faces left after dropping the blank
+    ones: compare.py scores the pair on the test split alone, and says why."""
+    model, result = compare_with_a_copy(fer_tiny, tmp_path, name, **stored)
+    assert re.search(rf"{name}: seed 1337, .*{re.escape(told)}; they are compared on the test split only", result.stdout)
     assert re.search(r"accuracy, tta=none \(test 28 faces\)", result.stdout)
     data = cnn_data.load_dataset(cnn_params.get_params([f"--data_dir={fer_tiny}"]))
     accuracy = np.mean(cnn_model.predict(model, data["test"][0]).argmax(1) == data["test"][1])
     rows = dict(re.findall(r"^(\S.*?) +(\d\.\d{4})$", result.stdout, re.M))     # one figure per row: test only
-    assert set(rows) == {"fer2013.keras", "all_faces.keras", "fer2013.keras + all_faces.keras"}
+    assert set(rows) == {"fer2013.keras", name, f"fer2013.keras + {name}"}
     assert all(float(figure) == pytest.approx(accuracy, abs=1e-4) for figure in rows.values())
-    assert re.search(r"fer2013.keras vs all_faces.keras +test: 0 vs 0, p = 1\.000$", result.stdout, re.M)
+    assert re.search(rf"fer2013.keras vs {name} +test: 0 vs 0, p = 1\.000$", result.stdout, re.M)
 
 
 def test_compare_scores_models_of_one_seed_on_the_faces_all_held_out(fer_tiny, tmp_path):
