@@ -312,17 +312,27 @@ def load_model(path):
     except Exception as error:      # Keras raises many types here; the message is what matters
         first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise ModelError(f"{path}: cannot be loaded as a Keras model: {first_line}") from None
-    with zipfile.ZipFile(path) as archive:
-        if META_FILE in archive.namelist():
-            meta = json.loads(archive.read(META_FILE))
-        else:
-            n = model.output_shape[-1]
-            print(f"note: {path} was not saved by this toolkit; its classes are named class_0..class_{n - 1}")
-            meta = {"classes": [f"class_{i}" for i in range(n)], "params": {}}
+    meta = stored_meta(path)
+    if meta is None:
+        n = model.output_shape[-1]
+        print(f"note: {path} was not saved by this toolkit; its classes are named class_0..class_{n - 1}")
+        meta = {"classes": [f"class_{i}" for i in range(n)], "params": {}}
     if model.output_shape[-1] != len(meta["classes"]):
         raise ModelError(f"{path}: the model has {model.output_shape[-1]} outputs "
                          f"but {len(meta['classes'])} class names are stored with it")
     return model, meta["classes"], meta["params"]
+
+
+def stored_meta(path):
+    """The class names and parameters that save_model stored in a .keras file, read
+    without loading the network; None for a file that holds none (or no such zip
+    file: load_model says what is wrong with it)."""
+    if not zipfile.is_zipfile(path):
+        return None
+    with zipfile.ZipFile(path) as archive:
+        if META_FILE in archive.namelist():
+            return json.loads(archive.read(META_FILE))
+    return None
 
 
 def load_models(paths):

@@ -34,6 +34,15 @@ def main(argv):
     for path in filter(None, p["teacher"].split(",")):     # now, not after minutes of decoding
         if not os.path.isfile(path):
             sys.exit(f"error: --teacher: {path}: no such file (a .keras model, or a teacher.npz of an earlier run)")
+    # A model to fine-tune must have held out this run's validation faces (its stored
+    # parameters say): checked now, not after minutes of decoding and labelling.
+    if p["init_model"] and p["validation_split"] > 0:
+        import cnn_model
+        stored = cnn_model.stored_meta(p["init_model"]) or {"params": {}}
+        try:
+            cnn_model.check_split(p["init_model"], "the model to fine-tune", stored["params"], p)
+        except cnn_model.ModelError as error:
+            sys.exit(f"error: --init_model: {error}")
     if wants_demo_set(p, argv):
         print(f"no dataset at {p['data_dir']}; training on the built-in demo set in {p['demo_dir']} instead")
         p["data_dir"] = p["demo_dir"]
@@ -117,7 +126,7 @@ def main(argv):
         model = cnn_model.build_model(cnn_params.PRESETS[p["preset"]], (p["img_height"], p["img_width"], p["channels"]),
                                       len(classes), p["dense_init"], name=p["preset"], vgg16_weights=p["vgg16_weights"])
         if p["init_model"]:
-            start_from(model, p["init_model"], classes, p)
+            start_from(model, p["init_model"], classes)
         cnn_model.compile_model(model, p)
     model.summary()
 
@@ -228,16 +237,14 @@ def describe_splits(data, p):
     return lines
 
 
-def start_from(model, path, classes, p):
-    """Copy the weights of a saved model into the new one (fine-tuning); refuse a mismatch,
-    and a model that trained on this run's validation faces, as a teacher is refused."""
+def start_from(model, path, classes):
+    """Copy the weights of a saved model into the new one (fine-tuning); refuse a mismatch.
+    (Its validation split was checked before the data was decoded.)"""
     import cnn_model
     try:
-        source, source_classes, params = cnn_model.load_model(path)
+        source, source_classes, _ = cnn_model.load_model(path)
         if source_classes != classes:
             raise cnn_model.ModelError(f"{path}: its classes {source_classes} differ from this data's {classes}")
-        if p["validation_split"] > 0:
-            cnn_model.check_split(path, "the model to fine-tune", params, p)
         model.set_weights(source.get_weights())
     except ValueError as error:
         sys.exit(f"error: --init_model={path}: a different network than the preset's ({str(error).splitlines()[0]})")

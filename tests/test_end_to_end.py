@@ -282,7 +282,7 @@ def test_fine_tuning_starts_from_a_saved_model(fresh_user, tmp_path):
     assert leaky.stderr.strip().splitlines()[-1] == (
         f"error: --init_model: {home / 'log' / 'model.keras'}: the model to fine-tune held out another validation "
         "split (seed 1337, validation_split 0.2); train with --seed=1337 --validation_split=0.2 or less")
-    assert not (tmp_path / "leaky" / "model.keras").exists()
+    assert not (tmp_path / "leaky").exists()              # refused before a face was decoded or a file written
     # The two as an ensemble: each face's probabilities are the mean of the two models' (eval.json keeps 5 decimals).
     start_model, tuned_model = home / "log" / "model.keras", tmp_path / "tuned" / "model.keras"
     reports = {}
