@@ -221,6 +221,13 @@ def holds_out(params, p):
     return same_source and (params.get("validation_split") or 0.0) >= p["validation_split"]
 
 
+def draws_validation(p):
+    """Whether a run holds out validation faces of train/ (a validation_split and no val/
+    folder of its own): only then do a teacher's or a base model's stored seed and split
+    (holds_out) tell whether it trained on them."""
+    return p["validation_split"] > 0 and not os.path.isdir(os.path.join(p["data_dir"], "val"))
+
+
 def load_dataset(p):
     """Read data_dir (a folder, or the original fer2013.csv) as parameters p say.
 

@@ -390,7 +390,7 @@ def teacher_probabilities(paths, images, classes, p):
         raise ModelError(f"{paths[0]}: the teacher takes {models[0].input_shape[1:]} faces; the student is fed "
                          f"{images.shape[1:]} (set img_height, img_width and channels alike)")
     for path, params in zip(paths, all_params):
-        if p["validation_split"] > 0:       # a student that holds out nothing has no faces to keep from its teacher
+        if cnn_data.draws_validation(p):    # else the student holds out no faces of train/ to keep from its teacher
             check_split(path, "the teacher", params, p)
     return np.mean([predict(model, images, tta="flip") for model in models], axis=0).astype(np.float32)
 

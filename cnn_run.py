@@ -34,20 +34,20 @@ def main(argv):
     for path in filter(None, p["teacher"].split(",")):     # now, not after minutes of decoding
         if not os.path.isfile(path):
             sys.exit(f"error: --teacher: {path}: no such file (a .keras model, or a teacher.npz of an earlier run)")
+    if wants_demo_set(p, argv):
+        print(f"no dataset at {p['data_dir']}; training on the built-in demo set in {p['demo_dir']} instead")
+        p["data_dir"] = p["demo_dir"]
+    if os.path.abspath(p["data_dir"]) == os.path.abspath(p["demo_dir"]):
+        cnn_demo.make_demo_set(p["demo_dir"])            # drawn once, on first use
     # A model to fine-tune must have held out this run's validation faces (its stored
     # parameters say): checked now, not after minutes of decoding and labelling.
-    if p["init_model"] and p["validation_split"] > 0:
+    if p["init_model"] and cnn_data.draws_validation(p):
         import cnn_model
         stored = cnn_model.stored_meta(p["init_model"]) or {"params": {}}
         try:
             cnn_model.check_split(p["init_model"], "the model to fine-tune", stored["params"], p)
         except cnn_model.ModelError as error:
             sys.exit(f"error: --init_model: {error}")
-    if wants_demo_set(p, argv):
-        print(f"no dataset at {p['data_dir']}; training on the built-in demo set in {p['demo_dir']} instead")
-        p["data_dir"] = p["demo_dir"]
-    if os.path.abspath(p["data_dir"]) == os.path.abspath(p["demo_dir"]):
-        cnn_demo.make_demo_set(p["demo_dir"])            # drawn once, on first use
     # The plateau schedule watches val_loss. With nothing held out and no val/ folder to
     # supply validation faces it has nothing to watch: say so now, not after minutes of decoding.
     if (p["lr_schedule"] == "plateau" and p["validation_split"] == 0

@@ -81,7 +81,12 @@ def test_the_shipped_model_teaches_a_student(fer_tiny, tmp_path):
     cnn_model.save_model(teacher, str(blank), FER_CLASSES, dict(params, drop_blank=True))
     with pytest.raises(cnn_model.ModelError, match=r"no_blank.keras: .*drop_blank True\); train with .* --drop_blank=True"):
         cnn_model.teacher_targets([str(blank)], faces, labels, paths, FER_CLASSES, p)
-    # A student that holds out nothing (validation_split 0) has no faces to keep from any teacher.
+    # A student with a val/ folder of its own holds out no faces of train/ to keep from a teacher.
+    (tmp_path / "own_val" / "val").mkdir(parents=True)
+    own_val, _ = cnn_model.teacher_targets([str(other)], faces, labels, paths, FER_CLASSES,
+                                           dict(p, data_dir=str(tmp_path / "own_val")))
+    assert np.allclose(own_val, targets, atol=1e-5)
+    # Nor has a student that holds out nothing (validation_split 0).
     all_faces, _ = cnn_model.teacher_targets([PRETRAINED, str(other)], faces, labels, paths, FER_CLASSES,
                                              dict(p, validation_split=0.0))
     assert np.allclose(all_faces, targets, atol=1e-5)
