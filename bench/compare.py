@@ -33,8 +33,9 @@ import cnn_data
 import cnn_model
 import cnn_params
 
-# What rebuilds the split a model was trained and chosen on, taken from its stored parameters.
-SPLIT_PARAMS = ("seed", "validation_split", "img_height", "img_width", "channels", "drop_blank", "balance_count")
+# What rebuilds the split a model was trained and chosen on, taken from its stored parameters:
+# the faces and seed it was drawn from (cnn_data.SPLIT_SOURCE), its size, and the face size.
+SPLIT_PARAMS = cnn_data.SPLIT_SOURCE + ("validation_split", "img_height", "img_width", "channels")
 
 
 def main(argv):
