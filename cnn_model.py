@@ -424,7 +424,8 @@ def save_teacher_file(path, soft, files, classes, p):
 
 def read_teacher_file(path, n_faces, files, classes, p):
     """The probabilities of a teacher file, checked against the run that reads them: the
-    same classes, validation split, training files in the same order, and balancing copies."""
+    same classes, validation split (when the run draws one from train/), training files
+    in the same order, and balancing copies."""
     try:
         with np.load(path, allow_pickle=False) as f:
             stored = {key: f[key] for key in f.files}
@@ -435,7 +436,8 @@ def read_teacher_file(path, n_faces, files, classes, p):
         raise ModelError(f"{path}: not a teacher file written by cnn_run.py ({type(error).__name__}: {error})") from None
     if its_classes != list(classes):
         raise ModelError(f"{path}: the teacher's classes are {', '.join(its_classes)}; the data has {', '.join(classes)}")
-    check_split(path, "the teacher file's run", stored_params, p)
+    if cnn_data.draws_validation(p):    # as for a teacher model (teacher_probabilities)
+        check_split(path, "the teacher file's run", stored_params, p)
     for key in TEACHER_FILE_PARAMS[2:]:
         if stored_params[key] != p[key]:
             raise ModelError(f"{path}: written with --{key}={stored_params[key]}; this run has --{key}={p[key]}")

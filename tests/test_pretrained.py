@@ -109,6 +109,12 @@ def test_the_shipped_model_teaches_a_student(fer_tiny, tmp_path):
     for (its_faces, its_paths, its_p), message in refusals:
         with pytest.raises(cnn_model.ModelError, match=message):
             cnn_model.teacher_targets([kept], its_faces, labels[:len(its_faces)], its_paths, FER_CLASSES, its_p)
+    # A student with a val/ folder of its own holds out nothing of train/: the labels of the same
+    # training faces teach it whatever seed wrote them, as the teacher model itself does above.
+    own_dir = str(tmp_path / "own_val")        # its val/ folder was made above
+    from_own_val, _ = cnn_model.teacher_targets([kept], faces, labels, [path.replace(fer_tiny, own_dir) for path in paths],
+                                                FER_CLASSES, dict(p, seed=7, data_dir=own_dir))
+    assert np.array_equal(from_own_val, targets)
     broken = tmp_path / "broken.npz"
     broken.write_bytes(open(kept, "rb").read()[:1000])
     with pytest.raises(cnn_model.ModelError, match="broken.npz: not a teacher file written by cnn_run.py"):
