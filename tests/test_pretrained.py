@@ -213,3 +213,27 @@ def test_compare_scores_models_of_one_seed_on_the_faces_all_held_out(fer_tiny, t
     accuracy = np.mean(cnn_model.predict(model, data["val"][0]).argmax(1) == data["val"][1])
     rows = re.findall(r"^(\S.*?) +(\d\.\d{4}) +\d\.\d{4}$", result.stdout, re.M)
     assert len(rows) == 3 and all(float(figure) == pytest.approx(accuracy, abs=1e-4) for _, figure in rows)
+
+
+def test_tta_bench_scores_each_variant_as_predict_does(fer_tiny, tmp_path):
+    """bench/tta.py rebuilds the model's validation split and scores each TTA variant: none,
+    flip and ten-crop at CROP_FRACTION must give what cnn_model.predict gives with that tta,
+    and each other row counts the faces it alone gets right against --tta=crops."""
+    result = run_script(os.path.join(REPO, "bench", "tta.py"), f"--data_dir={fer_tiny}", PRETRAINED, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    data = cnn_data.load_dataset(cnn_params.get_params([f"--data_dir={fer_tiny}"]))
+    model, _, _ = cnn_model.load_model(PRETRAINED)
+    right = {tta: {s: cnn_model.predict(model, data[s][0], tta).argmax(1) == data[s][1] for s in ("val", "test")}
+             for tta in ("none", "flip", "crops")}
+    figure = r"(\d+\.\d\d)(?:\s+(\d+) vs (\d+)\s+p = [01]\.\d{3})?"
+    rows = {name.strip(): numbers for name, *numbers in
+            re.findall(rf"^(\S.*?)\s+\d+\s+{figure}\s+{figure}\s*$", result.stdout, re.M)}
+    assert len(rows) == 7, result.stdout
+    crops = f"ten-crop {cnn_model.CROP_FRACTION} (--tta=crops)"
+    for name, tta in (("none", "none"), ("flip", "flip"), (crops, "crops")):
+        val, test = float(rows[name][0]), float(rows[name][3])
+        assert (val, test) == pytest.approx((100 * right[tta]["val"].mean(), 100 * right[tta]["test"].mean()), abs=0.006)
+    assert rows[crops][1:3] == ["", ""]                          # the row the others are paired with
+    only_none = [int(np.sum(right["none"]["test"] & ~right["crops"]["test"])),
+                 int(np.sum(~right["none"]["test"] & right["crops"]["test"]))]
+    assert [int(n) for n in rows["none"][4:6]] == only_none

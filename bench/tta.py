@@ -1,0 +1,98 @@
+"""Which test-time augmentation: ten-crop at other crop sizes, and with the whole face added,
+against the ten-crop that `--tta=crops` uses (cnn_model.CROP_FRACTION of each side), on the
+validation faces the model held out and on the test split, with McNemar's test.
+
+    python bench/tta.py --data_dir=data/fer2013 model.keras
+
+The validation split is rebuilt from the model's stored parameters, as bench/compare.py
+does. Each view (a crop, or the whole face, and their mirrors) is predicted once and the
+variants average their views' probabilities, so the figures of one variant do not depend
+on which others are scored. A float32 pass over 32 views of 9,330 faces takes some 35
+minutes for fer_sota_wide on 2 CPU cores, some 8 for fer_sota.
+"""
+import os
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import keras
+import numpy as np
+
+import cnn_data
+import cnn_model
+import cnn_params
+from compare import SPLIT_PARAMS, mcnemar
+
+FRACTIONS = (0.85, cnn_model.CROP_FRACTION, 0.95)      # crop sides: 41, 43 and 46 of 48 pixels
+
+
+def variants():
+    """Each variant's name and the views it averages."""
+    def crops(f):
+        return [f"crops {f}: {i}" for i in range(10)]
+    whole = ["whole", "whole mirrored"]
+    rows = [("none", whole[:1]), ("flip", whole)]
+    rows += [(f"ten-crop {f}" + (" (--tta=crops)" if f == cnn_model.CROP_FRACTION else ""), crops(f)) for f in FRACTIONS]
+    rows += [(f"ten-crop {cnn_model.CROP_FRACTION} + flip", crops(cnn_model.CROP_FRACTION) + whole),
+             ("ten-crop " + ", ".join(map(str, FRACTIONS)) + " + flip", sum(map(crops, FRACTIONS), []) + whole)]
+    return rows
+
+
+def views(images):
+    """Every view the variants use, by name: the whole face, its mirror, and ten crops of each size."""
+    size = images.shape[1:3]
+    named = {"whole": images, "whole mirrored": images[:, :, ::-1]}
+    for f in FRACTIONS:
+        for i, crop in enumerate(cnn_model.ten_crops(images, f)):
+            named[f"crops {f}: {i}"] = np.asarray(keras.ops.image.resize(crop, size))
+    return named
+
+
+def main(argv):
+    options = {"data_dir": "data/fer2013"}
+    paths = [a for a in argv if not a.startswith("--")]
+    for arg in argv:
+        name, _, value = arg[2:].partition("=")
+        if arg.startswith("--") and name not in options:
+            sys.exit(f"error: {arg}: expected --data_dir=DIR, then one model file")
+        elif arg.startswith("--"):
+            options[name] = value
+    if len(paths) != 1 or "--help" in argv:
+        sys.exit(__doc__)
+    try:
+        model, classes, params = cnn_model.load_model(paths[0])
+    except cnn_model.ModelError as error:
+        sys.exit(f"error: {error}")
+    p = dict(cnn_params.get_params([]), data_dir=options["data_dir"])
+    p.update({k: params[k] for k in SPLIT_PARAMS if k in params})
+    try:
+        data = cnn_data.load_dataset(p)
+    except cnn_data.DataError as error:
+        sys.exit(f"error: {error}")
+    splits = [s for s in ("val", "test") if s in data and len(data[s][1])]
+    probabilities = {}
+    for s in splits:
+        for name, view in views(data[s][0].astype(np.float32)).items():
+            probabilities[s, name] = cnn_model.predict(model, view)
+
+    def right(s, names):
+        return np.mean([probabilities[s, n] for n in names], axis=0).argmax(1) == data[s][1]
+
+    rows = variants()
+    default = dict(rows)[f"ten-crop {cnn_model.CROP_FRACTION} (--tta=crops)"]
+    width = max(len(name) for name, _ in rows) + 2
+    print(f"\n{paths[0]}: accuracy, and against --tta=crops the faces only this variant gets right, only "
+          f"--tta=crops does, and McNemar's p ({', '.join(f'{s} {len(data[s][1]):,} faces' for s in splits)})")
+    print((f"{'tta':<{width}}{'views':>6}" + "".join(f"{s:>9}{'':>26}" for s in splits)).rstrip())
+    for name, names in rows:
+        line = f"{name:<{width}}{len(names):>6}"
+        for s in splits:
+            mine, theirs = right(s, names), right(s, default)
+            line += f"{100 * mine.mean():>9.2f}" + ("   {:>5} vs {:<5} p = {:.3f}".format(*mcnemar(mine, theirs))
+                                                    if names != default else f"{'':>26}")
+        print(line.rstrip())
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
