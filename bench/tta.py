@@ -50,6 +50,9 @@ def views(images):
 
 
 def main(argv):
+    if "--help" in argv or "-h" in argv:
+        print(__doc__)
+        return
     options = {"data_dir": "data/fer2013"}
     paths = [a for a in argv if not a.startswith("--")]
     for arg in argv:
@@ -58,7 +61,7 @@ def main(argv):
             sys.exit(f"error: {arg}: expected --data_dir=DIR, then one model file")
         elif arg.startswith("--"):
             options[name] = value
-    if len(paths) != 1 or "--help" in argv:
+    if len(paths) != 1:
         sys.exit(__doc__)
     try:
         model, classes, params = cnn_model.load_model(paths[0])
