@@ -22,6 +22,7 @@ Prints four tables, and a fifth and a sixth on request:
      its first batch (Keras makes a new iterator every epoch).
 Absolute times on a shared machine are noisy: compare within one run.
 """
+import importlib.util
 import os
 import sys
 import time
@@ -304,6 +305,9 @@ def main(argv):
         if name not in ARGS:
             sys.exit(f"error: {arg}: expected one of {', '.join('--' + k for k in ARGS)}")
         args[name] = value
+    if args["presets"] and importlib.util.find_spec("scipy") is None:    # now, not after the first timings
+        sys.exit("error: table 1 times Keras's ImageDataGenerator, which needs scipy: "
+                 "pip install -r bench/requirements.txt (or --presets= with --stages=... for table 5 alone)")
     p = cnn_params.get_params(["--experiment=conv3"])
     print(f"TensorFlow {tf.__version__}, Keras {keras.__version__}, {cnn_model.machine()}")
     if args["presets"]:                  # --presets= (empty) with --stages=... prints table 5 alone

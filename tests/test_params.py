@@ -1,4 +1,6 @@
 """cnn_params: plain values, overridden as --name=value, type-checked, unknown names refused."""
+import importlib.util
+
 import pytest
 
 import cnn_params
@@ -85,3 +87,14 @@ def test_help_lists_every_parameter_and_runs_nothing(tmp_path):
         told = run_script(script, "--help", cwd=tmp_path)
         assert told.returncode == 0 and told.stdout.startswith(first), (script, told.stderr[-500:])
     assert list(tmp_path.iterdir()) == []                                 # no log/, no eval.json
+
+
+@pytest.mark.skipif(importlib.util.find_spec("scipy") is not None, reason="scipy is installed (bench/requirements.txt)")
+def test_the_speed_bench_without_scipy_says_what_to_install(tmp_path):
+    """bench/bench.py times Keras's ImageDataGenerator, which needs scipy: without it, one line
+    that says what to install, before any timing (it used to end in a traceback mid-table)."""
+    result = run_script("bench/bench.py", "--presets=conv3", cwd=tmp_path)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith("error: table 1 times Keras's ImageDataGenerator, "
+                                                               "which needs scipy: pip install -r bench/requirements.txt")
+    assert "decode and augment" not in result.stdout
