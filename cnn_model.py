@@ -390,16 +390,17 @@ def teacher_probabilities(paths, images, classes, p):
         raise ModelError(f"{paths[0]}: the teacher takes {models[0].input_shape[1:]} faces; the student is fed "
                          f"{images.shape[1:]} (set img_height, img_width and channels alike)")
     for path, params in zip(paths, all_params):
-        if cnn_data.draws_validation(p):    # else the student holds out no faces of train/ to keep from its teacher
-            check_split(path, "the teacher", params, p)
+        check_split(path, "the teacher", params, p)
     return np.mean([predict(model, images, tta="flip") for model in models], axis=0).astype(np.float32)
 
 
 def check_split(path, what, params, p):
     """A model that teaches or starts this run must have held out all of its validation faces,
     or it learned the faces that choose this run's best epoch: the same seed and faces to draw
-    from, and a validation_split as large or larger (cnn_data.holds_out)."""
-    if not params or cnn_data.holds_out(params, p):
+    from, and a validation_split as large or larger (cnn_data.holds_out). A run that draws no
+    validation faces from train/ (none held out, or a val/ folder of its own) has none to keep
+    from it (cnn_data.draws_validation)."""
+    if not params or not cnn_data.draws_validation(p) or cnn_data.holds_out(params, p):
         return
     keys = ["seed", "validation_split"] + [k for k in cnn_data.SPLIT_SOURCE[1:] if params.get(k, p[k]) != p[k]]
     smaller = " or less" if params.get("validation_split") else ""
@@ -436,8 +437,7 @@ def read_teacher_file(path, n_faces, files, classes, p):
         raise ModelError(f"{path}: not a teacher file written by cnn_run.py ({type(error).__name__}: {error})") from None
     if its_classes != list(classes):
         raise ModelError(f"{path}: the teacher's classes are {', '.join(its_classes)}; the data has {', '.join(classes)}")
-    if cnn_data.draws_validation(p):    # as for a teacher model (teacher_probabilities)
-        check_split(path, "the teacher file's run", stored_params, p)
+    check_split(path, "the teacher file's run", stored_params, p)
     for key in TEACHER_FILE_PARAMS[2:]:
         if stored_params[key] != p[key]:
             raise ModelError(f"{path}: written with --{key}={stored_params[key]}; this run has --{key}={p[key]}")

@@ -41,7 +41,7 @@ def main(argv):
         cnn_demo.make_demo_set(p["demo_dir"])            # drawn once, on first use
     # A model to fine-tune must have held out this run's validation faces (its stored
     # parameters say): checked now, not after minutes of decoding and labelling.
-    if p["init_model"] and cnn_data.draws_validation(p):
+    if p["init_model"]:
         import cnn_model
         stored = cnn_model.stored_meta(p["init_model"]) or {"params": {}}
         try:
