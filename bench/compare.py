@@ -58,8 +58,7 @@ def main(argv):
         models, classes, all_params = cnn_model.load_models(paths)
     except cnn_model.ModelError as error:
         sys.exit(f"error: {error}")
-    p = dict(cnn_params.get_params([]), data_dir=options["data_dir"])
-    p.update({k: all_params[0][k] for k in SPLIT_PARAMS if k in all_params[0]})
+    p = split_params(all_params[0], options["data_dir"])
     shares = [params.get("validation_split") or 0.0 for params in all_params]
     p["validation_split"] = min(shares)
     shared_split = p["validation_split"] > 0 and all(cnn_data.holds_out(params, p) for params in all_params)
@@ -106,6 +105,14 @@ def main(argv):
         for label, tests in pairs:
             print(f"{label:<{width}}" + "".join("   {}: {} vs {}, p = {:.3f}".format(s, *t)
                                                 for s, t in zip(splits, tests)))
+
+
+def split_params(params, data_dir):
+    """The run parameters that rebuild the split a model was trained and chosen on: the defaults,
+    then its stored SPLIT_PARAMS, reading data_dir."""
+    p = dict(cnn_params.get_params([]), data_dir=data_dir)
+    p.update({k: params[k] for k in SPLIT_PARAMS if k in params})
+    return p
 
 
 def short_names(paths):

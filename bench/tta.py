@@ -21,8 +21,7 @@ import numpy as np
 
 import cnn_data
 import cnn_model
-import cnn_params
-from compare import SPLIT_PARAMS, mcnemar
+from compare import mcnemar, split_params
 
 FRACTIONS = (0.85, cnn_model.CROP_FRACTION, 0.95)      # crop sides: 41, 43 and 46 of 48 pixels
 
@@ -67,10 +66,8 @@ def main(argv):
         model, classes, params = cnn_model.load_model(paths[0])
     except cnn_model.ModelError as error:
         sys.exit(f"error: {error}")
-    p = dict(cnn_params.get_params([]), data_dir=options["data_dir"])
-    p.update({k: params[k] for k in SPLIT_PARAMS if k in params})
     try:
-        data = cnn_data.load_dataset(p)
+        data = cnn_data.load_dataset(split_params(params, options["data_dir"]))
     except cnn_data.DataError as error:
         sys.exit(f"error: {error}")
     splits = [s for s in ("val", "test") if s in data and len(data[s][1])]
@@ -84,6 +81,7 @@ def main(argv):
 
     rows = variants()
     default = dict(rows)[f"ten-crop {cnn_model.CROP_FRACTION} (--tta=crops)"]
+    theirs = {s: right(s, default) for s in splits}
     width = max(len(name) for name, _ in rows) + 2
     print(f"\n{paths[0]}: accuracy, and against --tta=crops the faces only this variant gets right, only "
           f"--tta=crops does, and McNemar's p ({', '.join(f'{s} {len(data[s][1]):,} faces' for s in splits)})")
@@ -91,8 +89,8 @@ def main(argv):
     for name, names in rows:
         line = f"{name:<{width}}{len(names):>6}"
         for s in splits:
-            mine, theirs = right(s, names), right(s, default)
-            line += f"{100 * mine.mean():>9.2f}" + ("   {:>5} vs {:<5} p = {:.3f}".format(*mcnemar(mine, theirs))
+            mine = right(s, names)
+            line += f"{100 * mine.mean():>9.2f}" + ("   {:>5} vs {:<5} p = {:.3f}".format(*mcnemar(mine, theirs[s]))
                                                     if names != default else f"{'':>26}")
         print(line.rstrip())
 
