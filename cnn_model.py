@@ -742,8 +742,7 @@ def predict(model, images, tta="none", batch_size=256):
     elif tta == "flip":
         views = [images, images[:, :, ::-1]]
     else:
-        size = images.shape[1:3]
-        views = [np.asarray(keras.ops.image.resize(crop, size)) for crop in ten_crops(images)]
+        views = ten_crop_views(images)
     probabilities = [np.asarray(model.predict(view, batch_size=batch_size, verbose=0)) for view in views]
     return np.mean(probabilities, axis=0)
 
@@ -759,6 +758,12 @@ def ten_crops(images, fraction=CROP_FRACTION):
     corners = [(0, 0), (0, w - cw), (h - ch, 0), (h - ch, w - cw), ((h - ch) // 2, (w - cw) // 2)]
     crops = [images[:, y:y + ch, x:x + cw] for y, x in corners]
     return crops + [crop[:, :, ::-1] for crop in crops]
+
+
+def ten_crop_views(images, fraction=CROP_FRACTION):
+    """The ten crops resized back to the input size: what the network sees under tta="crops"."""
+    size = images.shape[1:3]
+    return [np.asarray(keras.ops.image.resize(crop, size)) for crop in ten_crops(images, fraction)]
 
 
 def confusion_matrix(labels, predicted, n_classes):

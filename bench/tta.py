@@ -16,7 +16,6 @@ import sys
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import keras
 import numpy as np
 
 import cnn_data
@@ -40,11 +39,10 @@ def variants():
 
 def views(images):
     """Every view the variants use, by name: the whole face, its mirror, and ten crops of each size."""
-    size = images.shape[1:3]
     named = {"whole": images, "whole mirrored": images[:, :, ::-1]}
     for f in FRACTIONS:
-        for i, crop in enumerate(cnn_model.ten_crops(images, f)):
-            named[f"crops {f}: {i}"] = np.asarray(keras.ops.image.resize(crop, size))
+        for i, view in enumerate(cnn_model.ten_crop_views(images, f)):
+            named[f"crops {f}: {i}"] = view
     return named
 
 
