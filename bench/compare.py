@@ -40,18 +40,10 @@ SPLIT_PARAMS = cnn_data.SPLIT_SOURCE + ("validation_split", "img_height", "img_w
 
 def main(argv):
     options = {"data_dir": "data/fer2013", "tta": "none"}
-    paths = []
     if "--help" in argv or "-h" in argv:
         print(__doc__)
         return
-    for arg in argv:
-        name, _, value = arg[2:].partition("=")
-        if arg.startswith("--") and name in options:
-            options[name] = value
-        elif arg.startswith("--"):
-            sys.exit(f"error: {arg}: expected --data_dir=DIR, --tta=none|flip|crops, then model files")
-        else:
-            paths.append(arg)
+    paths = read_args(argv, options, "--data_dir=DIR, --tta=none|flip|crops, then model files")
     if not paths or options["tta"] not in cnn_params.CHOICES["tta"]:
         sys.exit(__doc__)
     try:
@@ -105,6 +97,21 @@ def main(argv):
         for label, tests in pairs:
             print(f"{label:<{width}}" + "".join("   {}: {} vs {}, p = {:.3f}".format(s, *t)
                                                 for s, t in zip(splits, tests)))
+
+
+def read_args(argv, options, expected):
+    """The model paths of a command line, with each --name=value whose name options holds set
+    there; any other --name stops the script with one line that says what was expected."""
+    paths = []
+    for arg in argv:
+        name, _, value = arg[2:].partition("=")
+        if arg.startswith("--") and name in options:
+            options[name] = value
+        elif arg.startswith("--"):
+            sys.exit(f"error: {arg}: expected {expected}")
+        else:
+            paths.append(arg)
+    return paths
 
 
 def split_params(params, data_dir):

@@ -20,7 +20,7 @@ import numpy as np
 
 import cnn_data
 import cnn_model
-from compare import mcnemar, split_params
+from compare import mcnemar, read_args, split_params
 
 FRACTIONS = (0.85, cnn_model.CROP_FRACTION, 0.95)      # crop sides: 41, 43 and 46 of 48 pixels
 
@@ -51,13 +51,7 @@ def main(argv):
         print(__doc__)
         return
     options = {"data_dir": "data/fer2013"}
-    paths = [a for a in argv if not a.startswith("--")]
-    for arg in argv:
-        name, _, value = arg[2:].partition("=")
-        if arg.startswith("--") and name not in options:
-            sys.exit(f"error: {arg}: expected --data_dir=DIR, then one model file")
-        elif arg.startswith("--"):
-            options[name] = value
+    paths = read_args(argv, options, "--data_dir=DIR, then one model file")
     if len(paths) != 1:
         sys.exit(__doc__)
     try:
