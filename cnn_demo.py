@@ -4,7 +4,8 @@ Nothing is downloaded: every face is drawn here from a seed. The expressions
 differ only by brows, eyes and mouth, as real ones mostly do, and each face gets
 a random pose, size, position, lighting and noise, so the task is learnable but
 not trivial. The class counts are uneven on purpose, like the 8-class report's
-dataset, so that augment_dataset and class_weights have something to do.
+dataset, so that augment_dataset and class_weights have something to do; the
+stand-in for that report's QIDER (make_qider_set) has its Table 1's counts exactly.
 
     python cnn_demo.py            # (re)writes test_images/: one face per class
 """
@@ -18,6 +19,11 @@ CLASSES = ["angry", "disgust", "fear", "happy", "negative", "neutral", "sad", "s
 TRAIN_COUNTS = {"angry": 120, "disgust": 45, "fear": 100, "happy": 160,
                 "negative": 80, "neutral": 140, "sad": 120, "surprise": 100}
 TEST_COUNT = 30          # per class
+# The stand-in for QIDER, the 8-class report's data set (not public): its Table 1 "A" row
+# (the training faces per class, C1-C8 in this order), and a val/ of 1,346 in the same proportions.
+QIDER_TRAIN_COUNTS = dict(zip(CLASSES, (501, 377, 336, 746, 1618, 115, 424, 404)))
+QIDER_VAL_TOTAL = 1346
+QIDER_SIZE = 96          # the report's input size: the faces need no resizing
 SIZE = 64                # pixels; the pipeline resizes to img_height x img_width
 
 # Each expression, in a face frame where x runs right and y runs down, from -1 to 1:
@@ -117,6 +123,35 @@ def make_demo_set(folder, seed=0):
             os.makedirs(os.path.join(folder, split, name), exist_ok=True)
             for i in range(counts[name]):
                 Image.fromarray(draw_face(name, rng)).save(os.path.join(folder, split, name, f"{name}_{i:04d}.png"))
+    open(done_marker, "w").close()            # written last: a half-written set is redrawn
+    return folder
+
+
+def proportional_counts(counts, total):
+    """total split over the classes in proportion to counts, rounded by largest remainder so the sum is exact."""
+    exact = {name: total * n / sum(counts.values()) for name, n in counts.items()}
+    out = {name: int(v) for name, v in exact.items()}
+    by_remainder = sorted(exact, key=lambda name: exact[name] - out[name], reverse=True)
+    for name in by_remainder[:total - sum(out.values())]:
+        out[name] += 1
+    return out
+
+
+def make_qider_set(folder, seed=1):
+    """Write the stand-in for QIDER under folder/train/<class>/ (Table 1's 4,521 faces) and
+    folder/val/<class>/ (1,346), once. Its test set is the 8 real photos, scored by cnn_eval.py."""
+    done_marker = os.path.join(folder, ".complete")
+    if os.path.exists(done_marker):
+        return folder
+    print(f"drawing the stand-in for QIDER in {folder} (Table 1's counts; once)")
+    rng = np.random.default_rng(seed)
+    val_counts = proportional_counts(QIDER_TRAIN_COUNTS, QIDER_VAL_TOTAL)
+    for split, counts in (("train", QIDER_TRAIN_COUNTS), ("val", val_counts)):
+        for name in CLASSES:
+            os.makedirs(os.path.join(folder, split, name), exist_ok=True)
+            for i in range(counts[name]):
+                face = draw_face(name, rng, size=QIDER_SIZE)
+                Image.fromarray(face).save(os.path.join(folder, split, name, f"{name}_{i:04d}.png"))
     open(done_marker, "w").close()            # written last: a half-written set is redrawn
     return folder
 

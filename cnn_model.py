@@ -48,8 +48,11 @@ def build_model(table, input_shape, n_classes, dense_init="glorot_uniform", name
             raise ValueError(f"layer table row {i} {row}: expected 7 columns "
                              "(layer, filters/units, kernel, padding, pool, batchnorm, dropout)")
         layer, size, kernel, padding, pool, batchnorm, dropout = row
-        # With batch norm, ReLU comes after it; without, inside the layer.
-        activation = None if batchnorm else "relu"
+        if batchnorm not in (False, True, "after_relu"):
+            raise ValueError(f"layer table row {i} {row}: batchnorm is False, True or 'after_relu', not {batchnorm!r}")
+        # batchnorm True: the layer, batch norm, then ReLU. Otherwise ReLU inside the layer,
+        # then batch norm after it for "after_relu" (the FER-2013 report's order).
+        activation = None if batchnorm is True else "relu"
         if layer == "conv":
             x = keras.layers.Conv2D(size, kernel, padding=padding, activation=activation)(x)
         elif layer == "vgg16":
@@ -62,6 +65,7 @@ def build_model(table, input_shape, n_classes, dense_init="glorot_uniform", name
             raise ValueError(f"layer table row {i} {row}: unknown layer {layer!r}; use 'conv', 'dense' or 'vgg16'")
         if batchnorm:
             x = batch_norm()(x)
+        if batchnorm is True:
             x = keras.layers.ReLU()(x)
         if layer == "conv" and pool:
             x = keras.layers.MaxPooling2D(pool)(x)
@@ -254,8 +258,10 @@ def compile_model(model, p):
         optimizer = keras.optimizers.Adam(p["learning_rate"], weight_decay=decay, **average)
     elif p["optimizer"] == "sgd":
         optimizer = keras.optimizers.SGD(p["learning_rate"], momentum=0.9, nesterov=True, weight_decay=decay, **average)
+    elif p["optimizer"] == "rmsprop":      # the 8-class report's, with its rho
+        optimizer = keras.optimizers.RMSprop(p["learning_rate"], rho=0.9, weight_decay=decay, **average)
     else:
-        raise ValueError(f"unknown optimizer {p['optimizer']!r}; use 'adam' or 'sgd'")
+        raise ValueError(f"unknown optimizer {p['optimizer']!r}; use 'adam', 'sgd' or 'rmsprop'")
     if decay:
         # Batch norm's scale and shift and the biases set levels, not capacity: decaying them only pulls
         # activations towards zero (timm leaves them out too).
@@ -670,7 +676,8 @@ def clear_backup(out_dir):
 
 
 def learning_rate_callback(p, clock=None):
-    """"plateau": divide the rate when val_loss stalls (the reports' recipe).
+    """"plateau": divide the rate when val_loss stalls (the FER-2013 report's "best" recipe).
+    "constant": learning_rate throughout (the reports' other networks).
     "cosine": anneal from learning_rate to min_learning_rate over `epochs`, by
     epoch number, so a resumed run and a rerun with the same seed get the same rates.
     With a time budget (max_minutes) and the run's EpochTime clock, over the
@@ -681,6 +688,9 @@ def learning_rate_callback(p, clock=None):
     if p["lr_schedule"] == "plateau":
         return keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=p["lr_factor"],
                                                  patience=p["lr_patience"], min_lr=p["min_learning_rate"])
+    if p["lr_schedule"] == "constant":
+        # A scheduler all the same, so that history.csv logs the rate of every epoch as under the others.
+        return keras.callbacks.LearningRateScheduler(lambda epoch: p["learning_rate"])
     if p["lr_schedule"] == "cosine":
         top, floor = p["learning_rate"], p["min_learning_rate"]
 
@@ -689,7 +699,7 @@ def learning_rate_callback(p, clock=None):
             last = max(epochs - 1, 1)
             return floor + (top - floor) * 0.5 * (1 + math.cos(math.pi * min(epoch / last, 1.0)))
         return keras.callbacks.LearningRateScheduler(rate)
-    raise ValueError(f"unknown lr_schedule {p['lr_schedule']!r}; use 'plateau' or 'cosine'")
+    raise ValueError(f"unknown lr_schedule {p['lr_schedule']!r}; use 'plateau', 'constant' or 'cosine'")
 
 
 def finished_epochs(out_dir):

@@ -45,6 +45,13 @@ def demo_dir(tmp_path_factory):
     return cnn_demo.make_demo_set(str(tmp_path_factory.mktemp("demo") / "demo"))
 
 
+@pytest.fixture(scope="session")
+def qider_dir(tmp_path_factory):
+    """The stand-in for the 8-class report's QIDER: Table 1's 4,521 training faces and a val/ of 1,346."""
+    import cnn_demo
+    return cnn_demo.make_qider_set(str(tmp_path_factory.mktemp("qider") / "qider"))
+
+
 def copy_slice(fer2013_dir, target, per_class):
     """The first files of each class of FER-2013: per_class = {"train": n, "test": m} (copied files)."""
     for split, n in per_class.items():

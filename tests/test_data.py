@@ -21,12 +21,42 @@ def _toy_set(counts, size=8, value=128):
 def test_augment_dataset_balances_to_the_largest_class_exactly(capsys):
     images, labels = _toy_set([10, 4, 7, 10])
     out_images, out_labels = cnn_data.augment_dataset(images, labels, ["a", "b", "c", "d"], noise_std=50, seed=1)
-    assert np.bincount(out_labels).tolist() == [10, 10, 10, 10]
+    assert np.bincount(out_labels).tolist() == [10, 10, 10, 10]     # 4 images can grow to 16, 7 to 28
     assert out_images.shape == (40, 8, 8, 1) and out_images.dtype == np.uint8
     # The originals come first, unchanged.
     assert np.array_equal(out_images[:31], images)
-    table = capsys.readouterr().out
-    assert "before" in table and "after" in table and "total" in table
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[1].split() == ["a", "b", "c", "d", "total"]
+    assert lines[2].split() == ["A", "10", "4", "7", "10", "31"] and lines[3].split() == ["D", "10", "10", "10", "10", "40"]
+
+
+# The 8-class report's Table 1: its training faces per class before (A) and after (D) augment_dataset,
+# C1-C8 = angry, disgust, fear, happy, negative, neutral, sad, surprise.
+TABLE_1_A = [501, 377, 336, 746, 1618, 115, 424, 404]
+TABLE_1_D = [1618, 1508, 1344, 1618, 1618, 460, 1618, 1616]
+
+
+def test_augment_dataset_gives_table_1_of_the_8_class_report(capsys):
+    images, labels = _toy_set(TABLE_1_A, size=2)
+    _, out_labels = cnn_data.augment_dataset(images, labels, [f"C{i}" for i in range(1, 9)], seed=0)
+    assert np.bincount(out_labels).tolist() == TABLE_1_D
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[2].split() == ["A", *map(str, TABLE_1_A), "4521"]
+    assert printed[3].split() == ["D", *map(str, TABLE_1_D), "11400"]
+
+
+def test_class_weights_on_table_1_after_augment_dataset():
+    labels = np.concatenate([np.full(n, c) for c, n in enumerate(TABLE_1_D)])
+    weights = cnn_data.class_weights(labels, 8)
+    assert weights[5] == 2.0                                      # neutral, 460: the rarest
+    assert [weights[c] for c in (0, 3, 4, 6)] == [1.0] * 4        # the classes at 1,618
+    assert weights[1] == pytest.approx(2 - (1508 - 460) / (1618 - 460))
+
+
+def _nearest(sources, image):
+    """Index of the source nearest to image, and the mean absolute difference to it."""
+    distance = np.abs(sources.astype(float) - image.astype(float)).mean(axis=(1, 2, 3))
+    return int(distance.argmin()), float(distance.min())
 
 
 def test_augment_dataset_flips_first_then_adds_noise():
@@ -35,26 +65,33 @@ def test_augment_dataset_flips_first_then_adds_noise():
     added = out_images[len(images):]
     added_labels = out_labels[len(images):]
     mirrors = {c: [img[:, ::-1].tobytes() for img in images[labels == c]] for c in range(3)}
-    # Class b (4 images, needs 6): 4 flipped copies, one per image, then 2 noisy ones.
+    # Class b (4 images, needs 6): 4 flipped copies, one per image, then 2 noisy ones, of its first two faces
+    # (which face: the next test, on faces far apart).
     b = added[added_labels == 1]
     assert sorted(x.tobytes() for x in b[:4]) == sorted(mirrors[1])
-    sources = np.concatenate([images[labels == 1], b[:4]]).astype(float)
-    for noisy in b[4:]:
-        closest = np.abs(sources - noisy.astype(float)).mean(axis=(1, 2, 3)).min()
-        assert closest > 25           # noise of std 50 on top of one of the sources
+    for noisy, source in zip(b[4:], images[labels == 1]):
+        assert np.abs(noisy.astype(float) - source).mean() > 25      # noise of std 50 on top of it
     # Class c (7 images, needs 3): flipped copies only, never more than it needs.
     c = added[added_labels == 2]
     assert len(c) == 3 and all(x.tobytes() in mirrors[2] for x in c)
 
 
-def test_augment_dataset_noise_has_the_asked_std():
-    images, labels = _toy_set([200, 1], size=16)
+def test_augment_dataset_noise_has_the_asked_std_on_each_original_then_each_mirror():
+    # Faces far apart (each its own random texture), so that a noisy copy of the wrong face shows.
+    rng = np.random.default_rng(0)
+    images = rng.integers(60, 196, (500, 16, 16, 1)).astype(np.uint8)
+    labels = np.array([0] * 400 + [1] * 100, dtype=np.int32)
     out_images, out_labels = cnn_data.augment_dataset(images, labels, ["a", "b"], noise_std=50, seed=3)
-    noisy = out_images[len(images) + 1:].astype(float)          # after the single flipped copy
-    sources = np.concatenate([images[labels == 1], images[labels == 1][:, :, ::-1]]).astype(float)
-    residual = noisy - sources[np.arange(len(noisy)) % 2]
-    assert len(noisy) == 198
-    assert 45 < residual.std() < 52           # 50, a little less where 0 and 255 clip
+    assert np.bincount(out_labels).tolist() == [400, 400]
+    flipped = out_images[500:600]
+    noisy = out_images[600:].astype(float)
+    sources = np.concatenate([images[400:], flipped]).astype(float)   # each original, then each mirror, once
+    residual = noisy - sources
+    assert 47 < residual.std() < 51           # 50, a little less where 0 and 255 clip
+    assert abs(residual.mean()) < 1
+    # Each noisy copy is nearer its own source than any other face of either class.
+    candidates = np.concatenate([images, flipped])
+    assert [_nearest(candidates, n)[0] for n in noisy] == list(range(400, 600))
 
 
 def test_class_weights_follow_the_report_formula():

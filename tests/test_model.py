@@ -33,11 +33,32 @@ def test_parameter_counts_match_the_fer2013_report(preset, total, frozen):
 
 
 @pytest.mark.parametrize("preset", ["qider", "qider_nodrop"])
-def test_qider_builds_at_96x96_for_8_classes(preset):
+def test_qider_is_table_2_of_the_8_class_report(preset):
     model = cnn_model.build_model(cnn_params.PRESETS[preset], (96, 96, 1), 8)
     assert model.output_shape == (None, 8)
-    dropouts = [l for l in model.layers if isinstance(l, keras.layers.Dropout)]
-    assert (len(dropouts) > 0) == (preset == "qider")
+    assert model.count_params() == 263_000           # as both of the report's trained models hold
+    convs = [l for l in model.layers if isinstance(l, keras.layers.Conv2D)]
+    dense = [l for l in model.layers if isinstance(l, keras.layers.Dense)]
+    assert [l.filters for l in convs] == [32, 16, 24] and [l.units for l in dense] == [24, 16, 8]
+    assert all(l.padding == "valid" and l.kernel_size == (3, 3) and l.activation.__name__ == "relu" for l in convs)
+    assert [l.activation.__name__ for l in dense] == ["relu", "relu", "softmax"]
+    dropouts = [l.rate for l in model.layers if isinstance(l, keras.layers.Dropout)]
+    assert dropouts == ([0.3, 0.1, 0.4, 0.1] if preset == "qider" else [])
+
+
+def test_fer_best_puts_each_relu_before_its_batch_norm_as_the_report_lists_them():
+    model = cnn_model.build_model(cnn_params.PRESETS["fer_best"], (48, 48, 1), 7)
+    kinds = [type(l).__name__ for l in model.layers[2:]]
+    block = ["Conv2D", "FusedBatchNormalization", "MaxPooling2D", "Dropout"]
+    assert kinds == block * 3 + ["Flatten"] + ["Dense", "FusedBatchNormalization", "Dropout"] * 2 + ["Dense"]
+    assert all(l.activation.__name__ == "relu" for l in model.layers if isinstance(l, (keras.layers.Conv2D,))
+               and l.name != "expression")
+    # Ours (fer_sota) keeps batch norm between the convolution and its ReLU.
+    ours = cnn_model.build_model(cnn_params.PRESETS["fer_sota"], (48, 48, 1), 7)
+    assert [type(l).__name__ for l in ours.layers[2:5]] == ["Conv2D", "FusedBatchNormalization", "ReLU"]
+    assert ours.layers[2].activation.__name__ == "linear"
+    with pytest.raises(ValueError, match="batchnorm is False, True or 'after_relu'"):
+        cnn_model.build_model([("conv", 8, 3, "same", 2, "before", 0.0)], (48, 48, 1), 7)
 
 
 def test_editing_a_row_changes_that_layer():

@@ -39,7 +39,9 @@ def test_wrong_type_is_refused(arg):
 
 def test_experiment_applies_before_the_command_line():
     p = cnn_params.get_params(["--experiment=conv3", "--epochs=2"])
-    assert p["preset"] == "conv3" and p["learning_rate"] == 5e-3 and p["shift_fraction"] == 0.25
+    assert p["preset"] == "conv3" and p["shift_fraction"] == 0.25
+    # The report names Adam and no rate for this network: Keras's default, never changed.
+    assert p["optimizer"] == "adam" and p["learning_rate"] == 1e-3 and p["lr_schedule"] == "constant"
     assert p["epochs"] == 2
     with pytest.raises(ValueError, match="unknown experiment"):
         cnn_params.get_params(["--experiment=nope"])
@@ -77,7 +79,7 @@ def test_help_lists_every_parameter_and_runs_nothing(tmp_path):
     assert result.stdout.startswith("Train a facial-expression CNN")
     for name in cnn_params.get_params([]):
         assert f"\n{name} = " in result.stdout, name       # each line as the file writes it, with its default
-    assert '\nlr_schedule = "plateau"     # "plateau" (as both reports)' in result.stdout    # and its comment
+    assert '\nlr_schedule = "plateau"     # "plateau" (the FER-2013 report\'s "best" network)' in result.stdout    # and its comment
     assert "presets (--preset=NAME): " + ", ".join(cnn_params.PRESETS) in result.stdout
     assert "fer_sota_narrow_distilled" in result.stdout                   # the experiments too
     scored = run_script("cnn_eval.py", "-h", cwd=tmp_path)
@@ -98,3 +100,37 @@ def test_the_speed_bench_without_scipy_says_what_to_install(tmp_path):
     assert result.stderr.strip().splitlines()[-1].startswith("error: table 1 times Keras's ImageDataGenerator, "
                                                                "which needs scipy: pip install -r bench/requirements.txt")
     assert "decode and augment" not in result.stdout
+
+
+def test_the_reports_experiments_have_the_reports_settings():
+    get = lambda name: cnn_params.get_params([f"--experiment={name}"])
+    for name in ("dense", "conv3", "conv3_balanced", "vgg16"):
+        p = get(name)
+        assert (p["optimizer"], p["learning_rate"], p["lr_schedule"], p["batch_size"]) == ("adam", 1e-3, "constant", 64)
+    for name, batch in (("fer_best", 64), ("fer_best_balanced", 32)):
+        p = get(name)
+        assert (p["learning_rate"], p["lr_schedule"], p["lr_factor"], p["lr_patience"], p["min_learning_rate"]) == \
+            (5e-3, "plateau", 0.1, 2, 1e-5)
+        assert p["batch_size"] == batch and p["epochs"] == 50
+    assert [get(n)["epochs"] for n in ("dense", "conv3", "vgg16", "conv3_balanced")] == [15, 15, 10, 15]
+    for name in ("dense", "conv3", "fer_best", "vgg16", "conv3_balanced", "fer_best_balanced"):
+        p = get(name)
+        assert (p["rotation_degrees"], p["shift_fraction"], p["validation_split"], p["drop_blank"]) == (5.0, 0.25, 0.2, True)
+    for name in ("qider", "qider_nodrop"):
+        p = get(name)
+        assert (p["optimizer"], p["learning_rate"], p["lr_schedule"], p["batch_size"], p["epochs"]) == \
+            ("rmsprop", 2.5e-3, "constant", 32, 50)
+        assert (p["img_height"], p["augment_dataset"], p["class_weights"], p["live_augment"]) == (96, True, True, False)
+
+
+def test_an_experiment_row_with_a_misspelt_or_mistyped_key_is_refused(monkeypatch):
+    defaults = cnn_params.get_params([])
+    for name, row in cnn_params.EXPERIMENTS.items():       # every row names known values, of their types
+        for key, value in row.items():
+            assert key in defaults and type(value) is type(defaults[key]), (name, key, value)
+    monkeypatch.setitem(cnn_params.EXPERIMENTS, "typo", dict(cnn_params.EXPERIMENTS["conv3"], lr_patiense=2))
+    with pytest.raises(ValueError, match="experiment 'typo': unknown parameter lr_patiense"):
+        cnn_params.get_params(["--experiment=typo"])
+    monkeypatch.setitem(cnn_params.EXPERIMENTS, "typo", dict(cnn_params.EXPERIMENTS["conv3"], epochs="15"))
+    with pytest.raises(ValueError, match="experiment 'typo': epochs='15' should be a int"):
+        cnn_params.get_params(["--experiment=typo"])
