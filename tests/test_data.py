@@ -448,3 +448,19 @@ def test_tf_pipeline_runs_without_the_autotuner():
     seen = np.concatenate([np.asarray(x)[:, 0, 0, 0] for x, _ in scoring])
     assert sorted(seen) == list(range(n))
     assert sum(len(np.asarray(y)) for _, y in training) == n
+
+
+def test_the_pipeline_without_tensorflow_runs_on_jax():
+    """The tests above of array_batches (and compiled_augmenter, which it uses on JAX), run
+    again under KERAS_BACKEND=jax, as on a GPU machine without TensorFlow."""
+    pytest.importorskip("jax")
+    import subprocess
+    import sys
+    from conftest import REPO
+    code = ("import sys, keras, pytest; print('backend:', keras.backend.backend()); "
+            "sys.exit(pytest.main(['-q', '-p', 'no:cacheprovider', 'tests/test_data.py', '-k', 'array_batches or arrays']))")
+    env = dict(os.environ, KERAS_BACKEND="jax", TF_CPP_MIN_LOG_LEVEL="3")
+    result = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert "backend: jax" in result.stdout
+    assert "4 passed" in result.stdout, result.stdout[-1000:]

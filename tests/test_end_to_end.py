@@ -241,8 +241,16 @@ def test_ctrl_c_stops_cleanly_and_says_how_to_resume(demo_dir, tmp_path):
     assert run.returncode != 0
     assert "Traceback" not in err
     assert "run the same command again to resume" in err
-    assert (tmp_path / "backup" / "training_metadata.json").exists()
     assert (tmp_path / "model.keras").exists()       # the best epoch so far is kept
+    # The backup holds the finished epochs: the same command, one epoch longer, trains just that one.
+    with open(tmp_path / "history.csv") as f:
+        done = len(list(csv.DictReader(f)))
+    assert done >= 2
+    resumed = run_script("cnn_run.py", *args[2:-2], f"--epochs={done + 1}", "--augment_dataset=False", cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert f"resuming from {tmp_path / 'backup'}: {done} of {done + 1} epochs already done" in resumed.stdout
+    with open(tmp_path / "history.csv") as f:
+        assert [int(r["epoch"]) for r in csv.DictReader(f)] == list(range(done + 1))
 
 
 def test_results_table_is_written_from_the_runs_metrics(fresh_user, tmp_path):
@@ -375,3 +383,53 @@ def test_all_training_faces_no_validation_keeps_the_last_epoch(fer_slice, fer_ti
     import cnn_model
     _, _, params = cnn_model.load_model(str(out / "model.keras"))
     assert params["validation_split"] == 0
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--bogus=1"], "error: --bogus=1: expected one of --model=..."),
+    (["--tta=mirror"], "error: --tta=mirror: expected one of: none, flip, crops"),
+    (["--detect_faces=maybe"], "error: --detect_faces=maybe: expected"),
+    (["--model=pretrained/fer2013.keras", "--images=no/such/folder"], "error: no/such/folder: no such folder"),
+])
+def test_eval_argument_errors_are_one_line(args, words):
+    result = run_script("cnn_eval.py", *args)
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    said = [line for line in result.stderr.splitlines() if line.startswith("error")]    # not TensorFlow's start-up lines
+    assert len(said) == 1 and said[0].startswith(words) and said[0] == result.stderr.strip().splitlines()[-1], result.stderr
+
+
+def test_a_val_folder_is_the_validation_split(fer_slice, tmp_path):
+    data = tmp_path / "fer"
+    shutil.copytree(fer_slice, data)
+    for name in os.listdir(data / "train"):              # the last 10 faces of each class become val/
+        (data / "val" / name).mkdir(parents=True)
+        for f in sorted(os.listdir(data / "train" / name))[-10:]:
+            shutil.move(data / "train" / name / f, data / "val" / name / f)
+    out = tmp_path / "log"
+    result = run_script("cnn_run.py", f"--data_dir={data}", f"--out_dir={out}", "--epochs=1", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert f"val: 70 images of {data / 'val'}" in result.stdout
+    splits = json.loads((out / "splits.json").read_text())
+    assert sorted(splits["val"]) == sorted(str(p) for p in (data / "val").glob("*/*"))
+    assert len(splits["train"]) == 7 * 50                # nothing held out of train/ besides
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["val"]["n"] == 70 and metrics["train"]["n"] == 350
+
+
+def test_the_original_csv_with_privatetest_rows_is_scored_as_private_test(fer_slice, tmp_path):
+    from test_experiments import _write_csv
+    path = tmp_path / "fer2013.csv"
+    _write_csv(fer_slice, str(path), per_class=6)
+    with open(path) as f:
+        rows = f.read().splitlines()
+    # The first two PublicTest rows of each class become PrivateTest rows.
+    private = [i for i, r in enumerate(rows) if r.endswith("PublicTest")][::3]
+    with open(path, "w") as f:
+        f.write("\n".join(r[:-len("PublicTest")] + "PrivateTest" if i in private else r for i, r in enumerate(rows)))
+    out = tmp_path / "log"
+    result = run_script("cnn_run.py", f"--data_dir={path}", f"--out_dir={out}", "--epochs=1", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["private_test"]["n"] == len(private) and metrics["test"]["n"] == 42 - len(private)
+    assert metrics["protocol"]["private_test"] == f"private_test: {len(private)} images of {path} (PrivateTest rows)"
+    assert re.search(rf"^private_test\s+{len(private)}\s", result.stdout, re.M)

@@ -374,18 +374,24 @@ def test_weight_decay_shrinks_kernels_and_leaves_batch_norm_and_biases_alone():
             assert 0 < np.abs(after).max() < 1.0
 
 
-@pytest.mark.parametrize("ema", [0.0, 0.9])
-def test_ema_validates_and_saves_the_average_and_backs_up_the_trained_weights(tmp_path, ema):
+@pytest.mark.parametrize("ema, policy", [(0.0, "float32"), (0.9, "float32"), (0.9, "mixed_float16")])
+def test_ema_validates_and_saves_the_average_and_backs_up_the_trained_weights(tmp_path, ema, policy):
     """--ema: the saved best model holds the moving average of the weights, and
     its logged val_accuracy is that average's; the backup a resumed run starts
-    from holds the trained weights. Without --ema the two files hold the same."""
+    from holds the trained weights. Without --ema the two files hold the same.
+    Under mixed_float16 too, where Keras wraps the optimizer to scale the loss."""
     import tensorflow as tf
     p = cnn_params.get_params(["--epochs=1", f"--ema={ema}", "--learning_rate=0.01", f"--out_dir={tmp_path}"])
     x, y = random_faces(96, 16, 2)
     train_ds = tf.data.Dataset.from_tensor_slices((x[:64], y[:64])).batch(8)
     val_ds = tf.data.Dataset.from_tensor_slices((x[64:], y[64:])).batch(8)
-    model = cnn_model.compile_model(cnn_model.build_model(cnn_params.PRESETS["fer_sota_narrow"], (16, 16, 1), 2), p)
-    history = cnn_model.train(model, train_ds, val_ds, p, ["a", "b"])
+    keras.mixed_precision.set_global_policy(policy)
+    try:
+        model = cnn_model.compile_model(cnn_model.build_model(cnn_params.PRESETS["fer_sota_narrow"], (16, 16, 1), 2), p)
+        history = cnn_model.train(model, train_ds, val_ds, p, ["a", "b"])
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    assert model.layers[2].compute_dtype == ("float16" if policy == "mixed_float16" else "float32")
 
     saved, _, _ = cnn_model.load_model(str(tmp_path / "model.keras"))
     trained = cnn_model.build_model(cnn_params.PRESETS["fer_sota_narrow"], (16, 16, 1), 2)

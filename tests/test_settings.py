@@ -173,3 +173,32 @@ def test_each_plot_draws_the_runs_own_numbers(drawn, demo_dir, tmp_path):
     recall = [metrics["test"]["per_class"][c]["recall"] for c in metrics["classes"]]
     precision = [metrics["test"]["per_class"][c]["precision"] for c in metrics["classes"]]
     assert [b.get_height() for b in bars] == pytest.approx(recall + precision)
+
+
+def test_the_contact_sheet_draws_each_photo_with_its_prediction_and_top_3(drawn, external_faces, tmp_path):
+    import cnn_eval
+    from conftest import REPO
+    out = tmp_path / "eval.json"
+    cnn_eval.main([f"--model={REPO}/pretrained/fer2013.keras", f"--images={external_faces}", f"--out={out}"])
+    report = json.loads(out.read_text())
+    axes = drawn["eval.png"]
+    faces, bars = axes[0::2], axes[1::2]
+    assert len(faces) == len(bars) == report["n_scored"] == 8
+    for face, bar, p in zip(faces, bars, report["predictions"]):
+        assert face.get_title().splitlines()[1:] == [f"true: {p['true'] or '?'}", f"predicted: {p['predicted']}"]
+        assert face.images[0].get_array().shape == (48, 48)             # the face as the network saw it
+        top3 = sorted(p["probabilities"].values(), reverse=True)[:3]
+        assert [r.get_width() for r in bar.patches][::-1] == pytest.approx(top3, abs=1e-4)
+        assert bar.get_yticklabels()[-1].get_text() == p["predicted"]
+
+
+# ------------------------------------------------------------------ the suite itself
+
+def test_missing_shared_data_skips_here_and_fails_under_ci(monkeypatch):
+    from conftest import missing
+    monkeypatch.delenv("CI", raising=False)
+    with pytest.raises(pytest.skip.Exception):
+        missing("../shared/data/x not found")
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="CI=true"):
+        missing("../shared/data/x not found")
