@@ -71,7 +71,7 @@ label_smoothing = 0.0       # train towards (1 - x) on the true class and x spre
 ema = 0.0                   # keep an exponential moving average of the weights (Polyak averaging), updated after each
                             # step with this momentum: 0.999 averages over about the last 1000 steps (3 epochs of
                             # FER-2013 at batch 64). Validation, and so the saved best model, use the average. 0: off.
-                            # Under the cosine schedule it gained nothing (fer_sota_wide on a GPU; README)
+                            # Under the cosine schedule it gained nothing (fer_sota_wide on a GPU; docs/gpu.md)
 teacher = ""                # distillation (Hinton et al. 2015): a saved .keras model (several, comma-separated: their
                             # average) whose probabilities for each training face, face and mirror averaged, become
                             # part of its training target; it must share the classes and hold out the validation
@@ -174,7 +174,7 @@ PRESETS["fer_sota_wide"] = [(row[0], 2 * row[1]) + row[2:] for row in PRESETS["f
 PRESETS["fer_sota_narrow"] = [(row[0], row[1] // 2) + row[2:] for row in PRESETS["fer_sota"]]
 
 # fer_sota_narrow with one convolution at 48x48 instead of two: 35-38 epochs in an AVX2 hour where
-# fer_sota_narrow fits 27-28 (README, "Distilled"). A layer table to try, not an experiment's default.
+# fer_sota_narrow fits 27-28 (docs/accuracy.md, "Distilled"). A layer table to try, not an experiment's default.
 PRESETS["fer_sota_narrow1"] = PRESETS["fer_sota_narrow"][1:]
 
 # ------------------------------------------------------------------ experiments
@@ -212,25 +212,25 @@ EXPERIMENTS = {
     "fer_best_balanced": dict(_FER2013_REPORT, **_BEST_RECIPE, preset="fer_best", epochs=50, balance_count=3000,
                               batch_size=32),
     # Ours: as many epochs as fit an hour (the cosine anneals over those): 99 on a 2-core CPU with AVX512-BF16,
-    # 11 on one with AVX2 only (README, Measured).
+    # 11 on one with AVX2 only (docs/accuracy.md).
     "fer_sota": _FER_SOTA,
     # For a CPU without bfloat16 instructions (most laptops): half the width fits 26-27 epochs in an hour on
     # 2 AVX2 cores, where fer_sota fits 11, and over so few epochs rotations and shifts held it back: flips
-    # only gave 63.7 % on PublicTest against 61.2 with them and 60.5 for fer_sota (README, Measured).
+    # only gave 63.7 % on PublicTest against 61.2 with them and 60.5 for fer_sota (docs/accuracy.md).
     # Ten-crop looks at shifted faces this network never saw (60.3 % validation against 63.4): flip TTA.
     "fer_sota_narrow": dict(_FER_SOTA, preset="fer_sota_narrow", rotation_degrees=0.0, shift_fraction=0.0, tta="flip"),
-    # For a GPU: the recipe of the model in the box (pretrained/fer2013.keras), which also had a teacher (README,
+    # For a GPU: the recipe of the model in the box (pretrained/fer2013.keras), which also had a teacher (docs/gpu.md,
     # "the three-run ensemble teaches one network"). Twice the width, random erasing and mixup against its
     # over-fitting (96 % on its training faces without mixup), the cosine over 157 epochs: 7.5 minutes on an H100
     # with two other runs beside it, some 8 hours on a 2-core CPU. Mixup added 1.0 point of validation accuracy
-    # side by side (68.9 % against 67.9; README, "On a GPU").
+    # side by side (68.9 % against 67.9; docs/gpu.md).
     "fer_sota_wide": dict(_FER_SOTA, preset="fer_sota_wide", random_erasing=0.5, mixup=0.2, epochs=157, max_minutes=0.0),
     "qider": dict(_QIDER_REPORT, preset="qider"),
     "qider_nodrop": dict(_QIDER_REPORT, preset="qider_nodrop"),
 }
 
 # fer_sota_narrow taught by the model in the box: for a laptop, a network of a sixteenth of its FLOPs that learns
-# from its probabilities as well as from the labels (README, "Distilled"). Derived, so that editing fer_sota_narrow
+# from its probabilities as well as from the labels (docs/accuracy.md, "Distilled"). Derived, so that editing fer_sota_narrow
 # changes both. Labelling the training faces takes the teacher some 8 minutes on 2 AVX2 cores, before the hour.
 EXPERIMENTS["fer_sota_narrow_distilled"] = dict(EXPERIMENTS["fer_sota_narrow"], teacher="pretrained/fer2013.keras")
 

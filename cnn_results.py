@@ -4,25 +4,27 @@
     python cnn_results.py runs/ other.md
 
 A row shows only what a run measured: accuracy on each split, the epochs it
-actually ran and its wall time. The report column quotes the reports.
+actually ran and its wall time. The report column quotes the reports. The first
+table has one row per experiment of the two reports, from the run named after it.
 """
 import glob
 import json
 import os
 import sys
 
-# What the reports state, as they state it: the FER-2013 report gives each network's
-# val_accuracy (measured on augmented validation faces, as Keras's ImageDataGenerator
-# does); the 8-class report's Table 3 its accuracy on its validation set and on its 8 photos.
+# What the reports state, as they state it: the report, its figure, what the figure measures, and its
+# epochs. The FER-2013 report gives each network's val_accuracy, measured on augmented validation faces
+# (Keras's ImageDataGenerator augments its validation subset too); the 8-class report's Table 3 its
+# accuracy on its validation set, its training set and its 8 new photos.
 REPORTED = {
-    "dense": "36.8 % (validation)",
-    "conv3": "53.1 % (validation)",
-    "fer_best": "63.3 % (validation)",
-    "vgg16": "42.2 % (validation)",
-    "conv3_balanced": "50.5 % (validation)",
-    "fer_best_balanced": "58.8 % (validation)",
-    "qider_nodrop": "46.9 % (validation), 76.4 % (train), 25.0 % (8 photos)",
-    "qider": "24.2 % (validation), 47.5 % (train), 37.5 % (8 photos)",
+    "dense": ("FER-2013", "36.8 % val_accuracy", 15),
+    "conv3": ("FER-2013", "53.1 % val_accuracy", 15),
+    "fer_best": ("FER-2013", "63.3 % val_accuracy", 50),
+    "vgg16": ("FER-2013", "42.2 % val_accuracy", 10),
+    "conv3_balanced": ("FER-2013", "50.5 % val_accuracy", 15),
+    "fer_best_balanced": ("FER-2013", "58.8 % val_accuracy", 50),
+    "qider_nodrop": ("8-class", "46.9 % validation; 76.4 % train; 2 of 8 photos (25.0 %)", 50),
+    "qider": ("8-class", "24.2 % validation; 47.5 % train; 3 of 8 photos (37.5 %)", 50),
 }
 
 
@@ -45,8 +47,34 @@ def table(runs_dir):
         data = "demo set" if "demo" in m.get("data_dir", "") else os.path.basename(m.get("data_dir", "").rstrip("/"))
         rows.append(f"| {run} | {name} | {m.get('preset', '')} | {data} | {m.get('epochs_run', '')} "
                     f"| {percent(m.get('train'))} | {percent(m.get('val'))} | {augmented(m.get('val'))} | {percent(test)} "
-                    f"| {f'{100 * tta:.1f} ({tta_name})' if tta is not None else '-'} | {REPORTED.get(name, '-')} "
+                    f"| {f'{100 * tta:.1f} ({tta_name})' if tta is not None else '-'} | {REPORTED[name][1] if name in REPORTED else '-'} "
                     f"| {run_time(m) / 60:.1f} min | {m.get('machine', '-')} |")
+    return "\n".join(rows) + "\n"
+
+
+def reports_table(runs_dir):
+    """One row per experiment of the two reports: the report's figure beside the full-length run
+    named after the experiment (runs_dir/<experiment>/), and its score on the 8 real photos where
+    cnn_eval.py wrote one beside its model (runs_dir/<experiment>/eval.json)."""
+    rows = ["| experiment | report | the report states | val % | val % augmented | train % | PublicTest % "
+            "| 8 photos | epochs (report's) | training | machine |",
+            "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---|"]
+    for name, (report, figure, epochs) in REPORTED.items():
+        path = os.path.join(runs_dir, name, "metrics.json")
+        if not os.path.exists(path):
+            rows.append(f"| {name} | {report} | {figure} | not run | | | | | ({epochs}) | | |")
+            continue
+        with open(path) as f:
+            m = json.load(f)
+        photos = os.path.join(runs_dir, name, "eval.json")
+        scored = "-"
+        if os.path.exists(photos):
+            with open(photos) as f:
+                e = json.load(f)
+            scored = f"{round(e['accuracy'] * e['n_labelled'])} of {e['n_labelled']}"
+        rows.append(f"| {name} | {report} | {figure} | {percent(m.get('val'))} | {augmented(m.get('val'))} "
+                    f"| {percent(m.get('train'))} | {percent(m.get('test'))} | {scored} | {m.get('epochs_run', '')} "
+                    f"({epochs}) | {m.get('training_time_s', 0) / 60:.0f} min | {m.get('machine', '-')} |")
     return "\n".join(rows) + "\n"
 
 
@@ -63,7 +91,7 @@ def run_time(m):
 def main(argv):
     runs_dir = argv[0] if argv else "runs"
     out = argv[1] if len(argv) > 1 else "results.md"
-    text = table(runs_dir)
+    text = ("## The reports' experiments\n\n" + reports_table(runs_dir) + "\n## Every run\n\n" + table(runs_dir))
     with open(out, "w") as f:
         f.write("# Results\n\nWritten by `python cnn_results.py` from runs/*/metrics.json.\n\n" + text)
     print(text, end="")
