@@ -25,6 +25,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np
 
 import cnn_data
+import cnn_metrics
 import cnn_params
 
 OPTIONS = {"model": "log/model.keras", "images": "test_images", "out": "", "tta": "none", "detect_faces": "False"}
@@ -118,7 +119,7 @@ def main(argv):
                             "probabilities": {c: round(float(q), 5) for c, q in zip(classes, probs)}})
     labelled = [i for i, (_, true) in enumerate(scored) if true is not None]
     labels = np.array([classes.index(scored[i][1]) for i in labelled], dtype=np.int64)
-    result = cnn_model.score(probabilities[labelled], labels, classes)
+    result = cnn_metrics.score(probabilities[labelled], labels, classes)
     report = {"model": options["model"], "classes": classes, "tta": options["tta"], "n_scored": len(scored),
               "accuracy": result["accuracy"], "loss": result["loss"], "n_labelled": result["n"],
               "per_class": result.get("per_class", {}), "predictions": predictions}

@@ -23,6 +23,7 @@ import matplotlib.pyplot as plt
 import cnn_params
 import cnn_data
 import cnn_demo
+import cnn_metrics
 
 
 def main(argv):
@@ -31,98 +32,36 @@ def main(argv):
         return
     p = cnn_params.params_or_exit(argv)
     started = time.time()
-    for path in filter(None, p["teacher"].split(",")):     # now, not after minutes of decoding
-        if not os.path.isfile(path):
-            sys.exit(f"error: --teacher: {path}: no such file (a .keras model, or a teacher.npz of an earlier run)")
-    if wants_demo_set(p, argv):
-        print(f"no dataset at {p['data_dir']}; training on the built-in demo set in {p['demo_dir']} instead")
-        p["data_dir"] = p["demo_dir"]
-    if os.path.abspath(p["data_dir"]) == os.path.abspath(p["demo_dir"]):
-        cnn_demo.make_demo_set(p["demo_dir"])            # drawn once, on first use
-    if os.path.abspath(p["data_dir"]) == os.path.abspath(p["qider_dir"]):
-        cnn_demo.make_qider_set(p["qider_dir"])          # likewise: --experiment=qider
-    # A model to fine-tune must have held out this run's validation faces (its stored
-    # parameters say): checked now, not after minutes of decoding and labelling.
-    if p["init_model"]:
-        import cnn_model
-        stored = cnn_model.stored_meta(p["init_model"]) or {"params": {}}
-        try:
-            cnn_model.check_split(p["init_model"], "the model to fine-tune", stored["params"], p)
-        except cnn_model.ModelError as error:
-            sys.exit(f"error: --init_model: {error}")
-    # The plateau schedule watches val_loss. With nothing held out and no val/ folder to
-    # supply validation faces it has nothing to watch: say so now, not after minutes of decoding.
-    if (p["lr_schedule"] == "plateau" and p["validation_split"] == 0
-            and not os.path.isdir(os.path.join(p["data_dir"], "val"))):
-        sys.exit("error: --validation_split=0 holds out no faces and there is no val/ folder, so the plateau "
-                 "schedule has no val_loss to watch; use --lr_schedule=cosine")
+    # 0. What can be checked before minutes of decoding: the files named, the data to draw.
+    check_before_decoding(p, argv)
 
     # 1. The data: decode every image once, hold out validation, balance the training classes.
-    try:
-        data = cnn_data.load_dataset(p)
-    except cnn_data.DataError as error:
-        sys.exit(f"error: {error}")
+    data, (x_fit, y_fit), weights = training_set(p)
     classes = data["classes"]
-    x_train, y_train, _ = data["train"]
-    x_val, y_val, _ = data["val"]
-    print(f"classes: {', '.join(classes)}")
-    if not len(y_val):
-        if p["lr_schedule"] == "plateau":               # a val/ folder with none of train's classes
-            sys.exit(f"error: {os.path.join(p['data_dir'], 'val')}: no faces of the training classes, so the "
-                     "plateau schedule has no val_loss to watch; use --lr_schedule=cosine")
-        print("no validation faces: every training face is trained on, and model.keras is the last epoch, "
-              "chosen by nothing")
-    os.makedirs(p["out_dir"], exist_ok=True)
-    plot_class_distribution(data, classes, os.path.join(p["out_dir"], "class_distribution.png"))
-    x_fit, y_fit = x_train, y_train
-    if p["augment_dataset"]:
-        x_fit, y_fit = cnn_data.augment_dataset(x_train, y_train, classes, p["noise_std"], p["seed"])
-    weights = cnn_data.class_weights(y_fit, len(classes)) if p["class_weights"] else None
-    if weights:
-        print("class_weights: " + ", ".join(f"{c} {weights[i]:.2f}" for i, c in enumerate(classes)))
 
     # 2. The model, from the layer table of the chosen preset. Keras is imported
     #    only now, so that a mistyped --name=value fails at once.
     import keras
+    import cnn_device
     import cnn_model
     keras.utils.set_random_seed(p["seed"])
     if keras.backend.backend() == "tensorflow":
         import tensorflow as tf
         tf.config.experimental.enable_op_determinism()   # same seed, same machine: same weights
-    # Distillation: the teacher labels every training face once, before the first epoch. Its
-    # probabilities are kept in out_dir/teacher.npz: a resumed run reads them back, and
-    # --teacher=that/teacher.npz hands them to another student, here or on another machine.
-    teacher_time = 0.0
-    if p["teacher"]:
-        clock = time.time()
-        kept = os.path.join(p["out_dir"], cnn_model.TEACHER_FILE)
-        teacher = p["teacher"].split(",")
-        if cnn_model.teacher_of(kept) == p["teacher"]:     # a resumed run: its own labels
-            teacher = [kept]
-        from_file = cnn_model.is_teacher_file(teacher)
-        try:
-            targets, teacher_says = cnn_model.teacher_targets(teacher, x_fit, y_fit, data["train"][2], classes, p)
-        except cnn_model.ModelError as error:
-            sys.exit(f"error: {error}")
-        if not from_file:
-            cnn_model.save_teacher_file(kept, teacher_says, data["train"][2], classes, p)
-        teacher_time = round(time.time() - clock, 1)
-        source = f" (labels of {cnn_model.teacher_of(teacher[0])})" if from_file else ""
-        print(f"teacher {', '.join(teacher)}{source}: {len(y_fit):,} training faces labelled in {teacher_time:.0f} s; "
-              f"its class is the label on {np.mean(teacher_says.argmax(1) == y_fit):.1%} of them")
-        y_fit = targets
+    y_fit, teacher_time = teach(y_fit, x_fit, data, p)
     # The compute policy: "auto" picks what is fast on this machine (bfloat16 only where it is native).
-    p["precision"], note = cnn_model.compute_policy(p["precision"])
+    p["precision"], note = cnn_device.compute_policy(p["precision"])
     if note:
         print(note)
     keras.mixed_precision.set_global_policy(p["precision"])
     # Several devices (--strategy): each replica takes batch_size images of every
     # global batch, so the global batch grows with the number of replicas.
-    scope, replicas = cnn_model.distribution(p["strategy"])
+    scope, replicas = cnn_device.distribution(p["strategy"])
     batch = p["batch_size"] * replicas
     if replicas > 1:
         print(f"training on {replicas} replicas (MirroredStrategy), global batch {batch}")
     train_ds = training_batches(x_fit, y_fit, len(classes), batch, p)
+    x_val, y_val, _ = data["val"]
     val_ds = cnn_data.make_dataset(x_val, y_val, len(classes), batch) if len(y_val) else None
     with scope:
         model = cnn_model.build_model(cnn_params.PRESETS[p["preset"]], (p["img_height"], p["img_width"], p["channels"]),
@@ -145,51 +84,151 @@ def main(argv):
 
     # 4. Evaluate the saved best model on every split, as the reports' tables do.
     #    The protocol is stated, never implied: splits.json lists every file of each split.
+    metrics = evaluate(model_path, data, p, history, started, teacher_time)
+    print_results(metrics, p)
+    cnn_model.clear_backup(p["out_dir"])     # only now: a crash above reruns the evaluation, not the training
+    print(f"saved {model_path} and plots in {p['out_dir']}/ ({metrics['wall_time_s']:.0f} s; "
+          f"training {metrics['training_time_s']:.0f} s over {len(history)} epochs, counting any before a resume)")
+
+
+def check_before_decoding(p, argv):
+    """Stop at once, in one line, on what would otherwise fail after minutes of decoding; draw the
+    demo set or the stand-in for QIDER when the run is on one of them."""
+    for path in filter(None, p["teacher"].split(",")):
+        if not os.path.isfile(path):
+            sys.exit(f"error: --teacher: {path}: no such file (a .keras model, or a teacher.npz of an earlier run)")
+    if wants_demo_set(p, argv):
+        print(f"no dataset at {p['data_dir']}; training on the built-in demo set in {p['demo_dir']} instead")
+        p["data_dir"] = p["demo_dir"]
+    if os.path.abspath(p["data_dir"]) == os.path.abspath(p["demo_dir"]):
+        cnn_demo.make_demo_set(p["demo_dir"])            # drawn once, on first use
+    if os.path.abspath(p["data_dir"]) == os.path.abspath(p["qider_dir"]):
+        cnn_demo.make_qider_set(p["qider_dir"])          # likewise: --experiment=qider
+    # A model to fine-tune must have held out this run's validation faces (its stored parameters say).
+    if p["init_model"]:
+        import cnn_model
+        import cnn_teacher
+        stored = cnn_model.stored_meta(p["init_model"]) or {"params": {}}
+        try:
+            cnn_teacher.check_split(p["init_model"], "the model to fine-tune", stored["params"], p)
+        except cnn_model.ModelError as error:
+            sys.exit(f"error: --init_model: {error}")
+    # The plateau schedule watches val_loss: with nothing held out and no val/ folder it has nothing to watch.
+    if (p["lr_schedule"] == "plateau" and p["validation_split"] == 0
+            and not os.path.isdir(os.path.join(p["data_dir"], "val"))):
+        sys.exit("error: --validation_split=0 holds out no faces and there is no val/ folder, so the plateau "
+                 "schedule has no val_loss to watch; use --lr_schedule=cosine")
+
+
+def training_set(p):
+    """The decoded splits, the training faces after augment_dataset, and the class weights
+    computed from them (None when class_weights is off)."""
+    try:
+        data = cnn_data.load_dataset(p)
+    except cnn_data.DataError as error:
+        sys.exit(f"error: {error}")
+    classes = data["classes"]
+    x_train, y_train, _ = data["train"]
+    print(f"classes: {', '.join(classes)}")
+    if not len(data["val"][1]):
+        if p["lr_schedule"] == "plateau":               # a val/ folder with none of train's classes
+            sys.exit(f"error: {os.path.join(p['data_dir'], 'val')}: no faces of the training classes, so the "
+                     "plateau schedule has no val_loss to watch; use --lr_schedule=cosine")
+        print("no validation faces: every training face is trained on, and model.keras is the last epoch, "
+              "chosen by nothing")
+    os.makedirs(p["out_dir"], exist_ok=True)
+    plot_class_distribution(data, classes, os.path.join(p["out_dir"], "class_distribution.png"))
+    x_fit, y_fit = x_train, y_train
+    if p["augment_dataset"]:
+        x_fit, y_fit = cnn_data.augment_dataset(x_train, y_train, classes, p["noise_std"], p["seed"])
+    weights = cnn_data.class_weights(y_fit, len(classes)) if p["class_weights"] else None
+    if weights:
+        print("class_weights: " + ", ".join(f"{c} {weights[i]:.2f}" for i, c in enumerate(classes)))
+    return data, (x_fit, y_fit), weights
+
+
+def teach(y_fit, x_fit, data, p):
+    """Distillation: with --teacher, each training face's target becomes part teacher, part label
+    (cnn_teacher.py). The teacher labels every training face once, before the first epoch; its
+    probabilities are kept in out_dir/teacher.npz: a resumed run reads them back, and
+    --teacher=that/teacher.npz hands them to another student. Returns the targets and the seconds taken."""
+    if not p["teacher"]:
+        return y_fit, 0.0
+    import cnn_model
+    import cnn_teacher
+    clock, classes = time.time(), data["classes"]
+    kept = os.path.join(p["out_dir"], cnn_teacher.TEACHER_FILE)
+    teacher = p["teacher"].split(",")
+    if cnn_teacher.teacher_of(kept) == p["teacher"]:     # a resumed run: its own labels
+        teacher = [kept]
+    from_file = cnn_teacher.is_teacher_file(teacher)
+    try:
+        targets, teacher_says = cnn_teacher.teacher_targets(teacher, x_fit, y_fit, data["train"][2], classes, p)
+    except cnn_model.ModelError as error:
+        sys.exit(f"error: {error}")
+    if not from_file:
+        cnn_teacher.save_teacher_file(kept, teacher_says, data["train"][2], classes, p)
+    seconds = round(time.time() - clock, 1)
+    source = f" (labels of {cnn_teacher.teacher_of(teacher[0])})" if from_file else ""
+    print(f"teacher {', '.join(teacher)}{source}: {len(y_fit):,} training faces labelled in {seconds:.0f} s; "
+          f"its class is the label on {np.mean(teacher_says.argmax(1) == y_fit):.1%} of them")
+    return targets, seconds
+
+
+def evaluate(model_path, data, p, history, started, teacher_time):
+    """Score the saved model on every split (and with TTA on the held-out ones), write
+    metrics.json, splits.json and the plots of the scored split; returns the metrics."""
+    import cnn_device
+    import cnn_model
     best, _, _ = cnn_model.load_model(model_path)
+    classes = data["classes"]
     metrics = {"classes": classes, "preset": p["preset"], "experiment": p["experiment"],
-               "data_dir": p["data_dir"], "epochs_run": len(history), "tta": p["tta"], "machine": cnn_model.machine(),
+               "data_dir": p["data_dir"], "epochs_run": len(history), "tta": p["tta"], "machine": cnn_device.machine(),
                "precision": p["precision"],
                "wall_time_s": round(time.time() - started, 1), "training_time_s": training_time(history),
                "teacher": p["teacher"], "teacher_time_s": teacher_time,
                "protocol": describe_splits(data, p)}
     cnn_model.write_json(os.path.join(p["out_dir"], "splits.json"),
                          {split: data[split][2] for split in ("train", "val", "test", "private_test") if split in data})
-    splits = {"train": (x_train, y_train), "val": (x_val, y_val)}
-    splits.update({s: data[s][:2] for s in ("test", "private_test") if s in data})
-    splits = {split: images_labels for split, images_labels in splits.items() if len(images_labels[1])}
-    for split, (images, labels) in splits.items():
-        metrics[split] = cnn_model.score(cnn_model.predict(best, images), labels, classes)
+    for split in ("train", "val", "test", "private_test"):
+        if split not in data or not len(data[split][1]):
+            continue
+        images, labels = data[split][:2]
+        metrics[split] = cnn_metrics.score(cnn_model.predict(best, images), labels, classes)
         # TTA on the held-out splits only: on the training faces it tells nothing and
         # costs most of the evaluation (ten-crop: 10 passes over 23,000 FER-2013 faces).
         if p["tta"] != "none" and split != "train":
-            with_tta = cnn_model.score(cnn_model.predict(best, images, p["tta"]), labels, classes)
+            with_tta = cnn_metrics.score(cnn_model.predict(best, images, p["tta"]), labels, classes)
             metrics[split]["tta_" + p["tta"]] = {k: with_tta[k] for k in ("loss", "accuracy", "macro_f1")}
-    if p["live_augment"] and len(y_val):
-        metrics["val"]["augmented"] = score_augmented(best, x_val, y_val, classes, p)
+    if p["live_augment"] and "val" in metrics:
+        metrics["val"]["augmented"] = score_augmented(best, *data["val"][:2], classes, p)
     cnn_model.write_json(os.path.join(p["out_dir"], "metrics.json"), metrics)
     shown = next(split for split in ("test", "val", "train") if split in metrics)
     plot_confusion_matrix(metrics[shown], classes, f"{shown} split", os.path.join(p["out_dir"], "confusion_matrix.png"))
     plot_per_class(metrics[shown], classes, f"{shown} split", os.path.join(p["out_dir"], "per_class.png"))
+    return metrics
 
+
+def print_results(metrics, p):
+    """Where each split came from, then one row per split, as the reports' tables."""
     for line in metrics["protocol"].values():
         print(line)
     tta_column = f"  tta={p['tta']}" if p["tta"] != "none" else ""
     print(f"\n{'split':<8}{'images':>8}{'loss':>9}{'accuracy':>10}{'macro-F1':>10}{tta_column}")
-    for split in splits:
+    for split in ("train", "val", "test", "private_test"):
+        if split not in metrics:
+            continue
         m = metrics[split]
-        tta = m.get("tta_" + p["tta"])     # scored above for the held-out splits only
+        tta = m.get("tta_" + p["tta"])     # scored for the held-out splits only
         extra = f"{tta['accuracy']:>12.4f}" if tta else ""
         print(f"{split:<8}{m['n']:>8}{m['loss']:>9.4f}{m['accuracy']:>10.4f}{m['macro_f1']:>10.4f}{extra}")
     if "augmented" in metrics.get("val", {}):
         print(f"val, augmented as in training (the FER-2013 report's val_accuracy): "
               f"{metrics['val']['augmented']['accuracy']:.4f}")
     watched = "val" if "val" in metrics else "train"
-    warning = cnn_model.stuck_on_one_class(metrics[watched], classes)
+    warning = cnn_metrics.stuck_on_one_class(metrics[watched], metrics["classes"])
     if warning:
         print(warning.replace("these images", "the validation images" if watched == "val" else "the training images"))
-    cnn_model.clear_backup(p["out_dir"])     # only now: a crash above reruns the evaluation, not the training
-    print(f"saved {model_path} and plots in {p['out_dir']}/ ({metrics['wall_time_s']:.0f} s; "
-          f"training {metrics['training_time_s']:.0f} s over {len(history)} epochs, counting any before a resume)")
 
 
 def training_batches(images, labels, n_classes, batch, p):
@@ -224,7 +263,7 @@ def score_augmented(model, images, labels, classes, p):
     faces = np.concatenate([keras.ops.convert_to_numpy(keras.ops.cast(augmenter(images[i:i + 512].astype(np.float32),
                                                                                training=True), "float32"))
                             for i in range(0, len(images), 512)])
-    result = cnn_model.score(cnn_model.predict(model, faces), labels, classes)
+    result = cnn_metrics.score(cnn_model.predict(model, faces), labels, classes)
     return {k: result[k] for k in ("loss", "accuracy", "macro_f1")}
 
 

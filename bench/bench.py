@@ -34,7 +34,9 @@ import numpy as np
 import tensorflow as tf
 import keras
 
+import cnn_callbacks
 import cnn_data
+import cnn_device
 import cnn_model
 import cnn_params
 
@@ -244,7 +246,7 @@ def bench_stages(presets, steps, p, repeat=3):
 
 # ------------------------------------------------------------------ 6. the wait at each epoch's start
 
-class FirstBatch(cnn_model.EpochTime):
+class FirstBatch(cnn_callbacks.EpochTime):
     """The run's epoch clock (each epoch's seconds), and how many of them passed before its first batch was done."""
 
     def __init__(self):
@@ -267,7 +269,7 @@ class FirstBatch(cnn_model.EpochTime):
 def bench_epoch_starts(images, labels, epochs):
     """make_dataset turns the autotuner off; "on" puts it back, as it was before 2026-11-27."""
     p = cnn_params.get_params(["--experiment=fer_sota", "--mixup=0.2"])    # as the 115-minute run trained
-    keras.mixed_precision.set_global_policy(cnn_model.compute_policy("auto")[0])
+    keras.mixed_precision.set_global_policy(cnn_device.compute_policy("auto")[0])
     print(f"\n6. fer_sota with mixup 0.2, {len(images)} images an epoch, {epochs} epochs each, "
           f"{keras.mixed_precision.global_policy().name}: the wait for each epoch's first batch\n"
           f"{'autotune':<10}{'epoch s (median)':>18}{'waits over 2 s':>16}{'longest wait s':>16}{'time waiting':>14}")
@@ -309,7 +311,7 @@ def main(argv):
         sys.exit("error: table 1 times Keras's ImageDataGenerator, which needs scipy: "
                  "pip install -r bench/requirements.txt (or --presets= with --stages=... for table 5 alone)")
     p = cnn_params.get_params(["--experiment=conv3"])
-    print(f"TensorFlow {tf.__version__}, Keras {keras.__version__}, {cnn_model.machine()}")
+    print(f"TensorFlow {tf.__version__}, Keras {keras.__version__}, {cnn_device.machine()}")
     if args["presets"]:                  # --presets= (empty) with --stages=... prints table 5 alone
         files, images, labels = load_sample(args["data_dir"], int(args["images"]))
         bench_input(files, p)

@@ -10,8 +10,10 @@ import numpy as np
 import pytest
 
 import cnn_data
+import cnn_device
 import cnn_model
 import cnn_params
+import cnn_teacher
 from conftest import REPO, run_script
 
 
@@ -131,7 +133,7 @@ def test_each_experiment_runs_one_short_epoch(name, request, tmp_path):
         assert "neutral 2.00" in result.stdout
         assert metrics["val"]["n"] == 1346 and metrics["train"]["n"] == 4521
     # No experiment names a compute policy: each takes what "auto" picks for this machine, and trains in it.
-    assert metrics["precision"] == cnn_model.compute_policy("auto")[0]
+    assert metrics["precision"] == cnn_device.compute_policy("auto")[0]
     model, _, params = cnn_model.load_model(str(out / "model.keras"))
     assert params["precision"] == metrics["precision"]
     conv_or_dense = [l for l in model.layers if isinstance(l, (keras.layers.Conv2D, keras.layers.Dense))][0]
@@ -150,7 +152,7 @@ def test_each_experiment_runs_one_short_epoch(name, request, tmp_path):
         assert list(kept["files"]) == [os.path.relpath(f, data_dir) for f in train_files]
         assert kept["probabilities"].shape == (len(train_files), 7)
         assert np.allclose(kept["probabilities"].sum(1), 1, atol=1e-4)
-        assert cnn_model.teacher_of(str(out / "teacher.npz")) == metrics["teacher"]   # what a resume checks to reuse them
+        assert cnn_teacher.teacher_of(str(out / "teacher.npz")) == metrics["teacher"]   # what a resume checks to reuse them
         second = run_script("cnn_run.py", f"--experiment={name}", f"--data_dir={data_dir}", "--epochs=1",
                             f"--teacher={out / 'teacher.npz'}", f"--out_dir={tmp_path / 'second'}", cwd=tmp_path)
         assert second.returncode == 0, second.stderr[-2000:]
@@ -212,22 +214,22 @@ SAPPHIRE_RAPIDS = "model name\t: Intel Xeon\nflags\t\t: fpu avx2 avx512f avx512_
     ({"name": "Tesla T4", "capability": (7, 5)}, SAPPHIRE_RAPIDS, "mixed_float16"),   # no bfloat16 on the GPU
 ])
 def test_auto_precision_takes_bfloat16_only_where_it_is_native(gpu, cpuinfo, chosen, monkeypatch):
-    monkeypatch.setattr(cnn_model, "gpu_device", lambda: gpu)
-    monkeypatch.setattr(cnn_model, "cpu_info", lambda: cpuinfo)
-    policy, note = cnn_model.compute_policy("auto")
+    monkeypatch.setattr(cnn_device, "gpu_device", lambda: gpu)
+    monkeypatch.setattr(cnn_device, "cpu_info", lambda: cpuinfo)
+    policy, note = cnn_device.compute_policy("auto")
     assert policy == chosen and note.startswith(f"precision: {chosen} (auto")
 
 
 def test_a_named_policy_is_kept_and_emulated_bfloat16_is_warned_about(monkeypatch):
-    monkeypatch.setattr(cnn_model, "gpu_device", lambda: None)
-    monkeypatch.setattr(cnn_model, "cpu_info", lambda: ZEN3)
-    policy, note = cnn_model.compute_policy("mixed_bfloat16")
+    monkeypatch.setattr(cnn_device, "gpu_device", lambda: None)
+    monkeypatch.setattr(cnn_device, "cpu_info", lambda: ZEN3)
+    policy, note = cnn_device.compute_policy("mixed_bfloat16")
     assert policy == "mixed_bfloat16"
     assert note.startswith("warning: --precision=mixed_bfloat16") and "--precision=auto picks float32" in note
-    assert cnn_model.compute_policy("float32") == ("float32", "")
-    monkeypatch.setattr(cnn_model, "cpu_info", lambda: GENOA)
-    assert cnn_model.compute_policy("mixed_bfloat16") == ("mixed_bfloat16", "")
-    assert cnn_model.cpu_name() == f"AMD EPYC 9B14, {os.cpu_count()} cores, avx512_bf16"
+    assert cnn_device.compute_policy("float32") == ("float32", "")
+    monkeypatch.setattr(cnn_device, "cpu_info", lambda: GENOA)
+    assert cnn_device.compute_policy("mixed_bfloat16") == ("mixed_bfloat16", "")
+    assert cnn_device.cpu_name() == f"AMD EPYC 9B14, {os.cpu_count()} cores, avx512_bf16"
 
 
 @pytest.mark.parametrize("precision", ["float32", "mixed_bfloat16"])

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import cnn_data
+import cnn_export
 import cnn_model
 from conftest import run_script
 
@@ -25,7 +26,7 @@ def trained(fer_slice, tmp_path_factory):
     model, classes, _ = cnn_model.load_model(str(out / "model.keras"))
     assert {layer.dtype_policy.name for layer in model.layers} == {"mixed_bfloat16", "float32"}
     # Exports run the float32 network: Keras's answers are that network's.
-    return out, faces, cnn_model.predict(cnn_model.float32_copy(model), faces), classes
+    return out, faces, cnn_model.predict(cnn_export.float32_copy(model), faces), classes
 
 
 def test_tflite_gives_the_same_top1_as_keras(trained):
@@ -50,7 +51,7 @@ def test_tflite_gives_the_same_top1_as_keras(trained):
 def test_saved_model_gives_the_same_answers(trained):
     import tensorflow as tf
     out, faces, expected, _ = trained
-    written, _ = cnn_model.export(str(out / "model.keras"), "saved_model", str(out / "sm"))
+    written, _ = cnn_export.export(str(out / "model.keras"), "saved_model", str(out / "sm"))
     loaded = tf.saved_model.load(written)          # keep a reference: its variables live in it
     served = loaded.serve(faces).numpy()
     np.testing.assert_allclose(served, expected, atol=1e-5)
@@ -61,7 +62,7 @@ def test_onnx_when_its_package_is_installed(trained):
     pytest.importorskip("onnxruntime")
     pytest.importorskip("tf2onnx")
     import onnxruntime
-    written, _ = cnn_model.export(str(out / "model.keras"), "onnx", str(out / "model.onnx"))
+    written, _ = cnn_export.export(str(out / "model.keras"), "onnx", str(out / "model.onnx"))
     session = onnxruntime.InferenceSession(written)
     answers = session.run(None, {session.get_inputs()[0].name: faces})[0]
     assert np.array_equal(answers.argmax(axis=1), expected.argmax(axis=1))
@@ -70,7 +71,7 @@ def test_onnx_when_its_package_is_installed(trained):
 def test_unknown_format_and_missing_model_are_one_line_errors(tmp_path):
     for args, words in ((["--model=nope.keras", "--format=tflite"], "no such model file"),
                         (["--model=nope.keras", "--format=gif"], "expected one of")):
-        result = run_script("cnn_model.py", "export", *args, cwd=tmp_path)
+        result = run_script("cnn_export.py", *args, cwd=tmp_path)
         assert result.returncode != 0 and "Traceback" not in result.stderr and words in result.stderr
 
 
@@ -79,7 +80,7 @@ def test_float32_keras_copy_of_a_bfloat16_model(fer_tiny, tmp_path):
     result = run_script("cnn_run.py", f"--data_dir={fer_tiny}", f"--out_dir={out}", "--preset=fer_sota",
                         "--epochs=1", "--precision=mixed_bfloat16", cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
-    written, _ = cnn_model.export(str(out / "model.keras"), "keras", str(tmp_path / "shipped.keras"))
+    written, _ = cnn_export.export(str(out / "model.keras"), "keras", str(tmp_path / "shipped.keras"))
     original, classes, _ = cnn_model.load_model(str(out / "model.keras"))
     shipped, shipped_classes, params = cnn_model.load_model(written)
     assert shipped_classes == classes and params["precision"] == "float32"
@@ -99,8 +100,8 @@ def test_float32_keras_copy_of_a_bfloat16_model(fer_tiny, tmp_path):
 
 def test_float16_weights_load_as_float32_in_half_the_file(trained, tmp_path):
     out, faces, expected, classes = trained
-    full, _ = cnn_model.export(str(out / "model.keras"), "keras", str(tmp_path / "f32.keras"))
-    result = run_script("cnn_model.py", "export", f"--model={out / 'model.keras'}", "--format=keras_f16",
+    full, _ = cnn_export.export(str(out / "model.keras"), "keras", str(tmp_path / "f32.keras"))
+    result = run_script("cnn_export.py", f"--model={out / 'model.keras'}", "--format=keras_f16",
                         f"--out={tmp_path / 'f16.keras'}", cwd=out)
     assert result.returncode == 0, result.stderr[-2000:]
     halved = tmp_path / "f16.keras"

@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 import keras
 
+import cnn_metrics
 import cnn_model
 
 
@@ -13,7 +14,7 @@ def _one_hot(predicted, n):
 def test_planted_confusions_give_hand_computed_metrics():
     labels = np.array([0, 0, 0, 1, 1, 2])
     predicted = np.array([0, 0, 1, 1, 0, 0])      # class c is never predicted
-    m = cnn_model.score(_one_hot(predicted, 3), labels, ["a", "b", "c"])
+    m = cnn_metrics.score(_one_hot(predicted, 3), labels, ["a", "b", "c"])
     assert m["confusion_matrix"] == [[2, 1, 0], [1, 1, 0], [1, 0, 0]]
     assert m["accuracy"] == pytest.approx(3 / 6)
     a, b, c = m["per_class"]["a"], m["per_class"]["b"], m["per_class"]["c"]
@@ -26,13 +27,13 @@ def test_planted_confusions_give_hand_computed_metrics():
 
 def test_a_class_absent_from_the_labels_does_not_count_in_macro_f1():
     labels = np.array([0, 0, 1, 1])
-    m = cnn_model.score(_one_hot(np.array([0, 0, 1, 1]), 3), labels, ["a", "b", "c"])
+    m = cnn_metrics.score(_one_hot(np.array([0, 0, 1, 1]), 3), labels, ["a", "b", "c"])
     assert m["macro_f1"] == 1.0 and m["per_class"]["c"]["support"] == 0
 
 
 def test_loss_is_cross_entropy_of_the_true_class():
     probs = np.array([[0.7, 0.2, 0.1], [0.1, 0.8, 0.1], [0.5, 0.25, 0.25], [0.2, 0.2, 0.6]])
-    m = cnn_model.score(probs, np.array([0, 1, 1, 0]), ["a", "b", "c"])
+    m = cnn_metrics.score(probs, np.array([0, 1, 1, 0]), ["a", "b", "c"])
     assert m["accuracy"] == 0.5 and m["n"] == 4
     assert m["loss"] == pytest.approx(-np.mean(np.log([0.7, 0.8, 0.25, 0.2])))
 
@@ -88,7 +89,7 @@ def test_a_model_stuck_on_one_class_is_called_out():
     classes = ["angry", "happy", "sad"]
     labels = np.array([0, 1, 2, 1, 0, 2] * 10)
     stuck = np.tile([0.2, 0.6, 0.2], (60, 1))                    # "happy" for every face
-    warning = cnn_model.stuck_on_one_class(cnn_model.score(stuck, labels, classes), classes)
+    warning = cnn_metrics.stuck_on_one_class(cnn_metrics.score(stuck, labels, classes), classes)
     assert "'happy' for 100%" in warning and "learning_rate" in warning
     learning = np.eye(3)[labels] * 0.5 + 0.25                    # right on every face
-    assert cnn_model.stuck_on_one_class(cnn_model.score(learning, labels, classes), classes) == ""
+    assert cnn_metrics.stuck_on_one_class(cnn_metrics.score(learning, labels, classes), classes) == ""

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import keras
 
+import cnn_callbacks
 import cnn_model
 import cnn_params
 
@@ -169,7 +170,7 @@ def test_cosine_schedule_anneals_to_the_floor_over_the_epochs(tmp_path):
     import tensorflow as tf
     p = cnn_params.get_params(["--lr_schedule=cosine", "--epochs=3", "--learning_rate=0.01",
                                "--min_learning_rate=0.001", f"--out_dir={tmp_path}"])
-    schedule = cnn_model.learning_rate_callback(p).schedule
+    schedule = cnn_callbacks.learning_rate_callback(p).schedule
     assert [round(schedule(e), 6) for e in range(3)] == [0.01, 0.0055, 0.001]
     x, y = random_faces(32, 8, 2)
     ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(8)
@@ -187,7 +188,7 @@ def test_a_time_budget_stops_the_run_and_the_cosine_schedule_ends_annealed_withi
     import types
     import tensorflow as tf
     ticks = iter(range(0, 10_000, 10))       # read at the start and end of each epoch: 10 s an epoch
-    monkeypatch.setattr(cnn_model, "time", types.SimpleNamespace(time=lambda: next(ticks)))
+    monkeypatch.setattr(cnn_callbacks, "time", types.SimpleNamespace(time=lambda: next(ticks)))
     x, y = random_faces(32, 8, 2)
     ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(8)
 
@@ -242,7 +243,7 @@ def test_a_kill_while_the_backup_is_written_leaves_the_last_one_readable(tmp_pat
     model = cnn_model.build_model(cnn_params.PRESETS["conv3"], (48, 48, 1), 7)
     cnn_model.compile_model(model, cnn_params.get_params([]))
     backup_dir = tmp_path / "backup"
-    backup = cnn_model.AtomicBackup(str(backup_dir), delete_checkpoint=False)
+    backup = cnn_callbacks.AtomicBackup(str(backup_dir), delete_checkpoint=False)
     model.fit(faces, labels, epochs=1, callbacks=[backup], verbose=0)
     after_epoch_1 = model.get_weights()
 
@@ -418,7 +419,7 @@ def test_without_validation_faces_every_epoch_is_saved_and_the_last_one_kept(tmp
 
     # An epoch whose loss is NaN leaves the saved model alone.
     before = (tmp_path / "model.keras").stat().st_mtime_ns
-    keeper = cnn_model.SaveBest(str(tmp_path / "model.keras"), ["a", "b"], p)
+    keeper = cnn_callbacks.SaveBest(str(tmp_path / "model.keras"), ["a", "b"], p)
     keeper.set_model(model)
     keeper.on_epoch_end(3, {"loss": float("nan"), "accuracy": 0.5})
     assert (tmp_path / "model.keras").stat().st_mtime_ns == before

@@ -85,7 +85,7 @@ def test_help_lists_every_parameter_and_runs_nothing(tmp_path):
     scored = run_script("cnn_eval.py", "-h", cwd=tmp_path)
     assert scored.returncode == 0 and scored.stdout.startswith("Score new face images"), scored.stderr
     for script, first in (("bench/bench.py", "Speed figures"), ("bench/compare.py", "Accuracy of saved models"),
-                          ("bench/tta.py", "Which test-time augmentation")):
+                          ("bench/tta.py", "Which test-time augmentation"), ("cnn_export.py", "usage: python cnn_export.py")):
         told = run_script(script, "--help", cwd=tmp_path)
         assert told.returncode == 0 and told.stdout.startswith(first), (script, told.stderr[-500:])
     assert list(tmp_path.iterdir()) == []                                 # no log/, no eval.json

@@ -7,8 +7,10 @@ import numpy as np
 import pytest
 
 import cnn_data
+import cnn_metrics
 import cnn_model
 import cnn_params
+import cnn_teacher
 from conftest import REPO, run_script
 
 PRETRAINED = os.path.join(REPO, "pretrained", "fer2013.keras")
@@ -43,7 +45,7 @@ def test_shipped_model_on_a_publictest_sample(fer2013_dir):
     faces, names, _, _ = cnn_data.load_images(files, 48, 48, split="sample")
     model, classes, _ = cnn_model.load_model(PRETRAINED)
     labels = np.array([classes.index(n) for n in names])
-    accuracy = cnn_model.score(cnn_model.predict(model, faces), labels, classes)["accuracy"]
+    accuracy = cnn_metrics.score(cnn_model.predict(model, faces), labels, classes)["accuracy"]
     assert len(labels) == 718 and accuracy > 0.675, accuracy   # measured: 0.688
 
 
@@ -56,7 +58,7 @@ def test_the_shipped_model_teaches_a_student(fer_tiny, tmp_path):
     faces, names, paths, _ = cnn_data.load_images(files, 48, 48, split="train")
     labels = np.array([FER_CLASSES.index(n) for n in names])
     p = cnn_params.get_params(["--teacher_weight=0.7", f"--data_dir={fer_tiny}"])
-    targets, own = cnn_model.teacher_targets([PRETRAINED], faces, labels, paths, FER_CLASSES, p)
+    targets, own = cnn_teacher.teacher_targets([PRETRAINED], faces, labels, paths, FER_CLASSES, p)
     teacher, _, params = cnn_model.load_model(PRETRAINED)
     pixels = faces.astype(np.float32)
     soft = (teacher.predict(pixels, verbose=0) + teacher.predict(pixels[:, :, ::-1], verbose=0)) / 2
@@ -66,42 +68,42 @@ def test_the_shipped_model_teaches_a_student(fer_tiny, tmp_path):
     assert np.allclose(targets.sum(1), 1, atol=1e-5)
     assert not np.allclose(targets, np.eye(7)[labels], atol=0.05)        # the teacher does change the targets
     with pytest.raises(cnn_model.ModelError, match="validation split .*--seed=1337"):
-        cnn_model.teacher_targets([PRETRAINED], faces, labels, paths, FER_CLASSES, dict(p, seed=7))
+        cnn_teacher.teacher_targets([PRETRAINED], faces, labels, paths, FER_CLASSES, dict(p, seed=7))
     other = tmp_path / "other_split.keras"          # the shipped model, saved as if trained with --seed=7
     cnn_model.save_model(teacher, str(other), FER_CLASSES, dict(params, seed=7))
     with pytest.raises(cnn_model.ModelError, match="other_split.keras: the teacher held out another validation split"):
-        cnn_model.teacher_targets([PRETRAINED, str(other)], faces, labels, paths, FER_CLASSES, p)  # each one is checked
+        cnn_teacher.teacher_targets([PRETRAINED, str(other)], faces, labels, paths, FER_CLASSES, p)  # each one is checked
     # A teacher that held out a larger share with the same seed held out the student's faces too;
     # one that held out less, or split other faces (drop_blank), trained on some of them.
     larger = tmp_path / "larger_split.keras"
     cnn_model.save_model(teacher, str(larger), FER_CLASSES, dict(params, validation_split=0.3))
-    assert np.allclose(cnn_model.teacher_targets([str(larger)], faces, labels, paths, FER_CLASSES, p)[0], targets, atol=1e-5)
+    assert np.allclose(cnn_teacher.teacher_targets([str(larger)], faces, labels, paths, FER_CLASSES, p)[0], targets, atol=1e-5)
     with pytest.raises(cnn_model.ModelError, match=r"larger_split.keras: the teacher held out another validation split "
                                                    r"\(seed 1337, validation_split 0.3\); train with --seed=1337 --validation_split=0.3 or less$"):
-        cnn_model.teacher_targets([str(larger)], faces, labels, paths, FER_CLASSES, dict(p, validation_split=0.4))
+        cnn_teacher.teacher_targets([str(larger)], faces, labels, paths, FER_CLASSES, dict(p, validation_split=0.4))
     blank = tmp_path / "no_blank.keras"
     cnn_model.save_model(teacher, str(blank), FER_CLASSES, dict(params, drop_blank=True))
     with pytest.raises(cnn_model.ModelError, match=r"no_blank.keras: .*drop_blank True\); train with .* --drop_blank=True"):
-        cnn_model.teacher_targets([str(blank)], faces, labels, paths, FER_CLASSES, p)
+        cnn_teacher.teacher_targets([str(blank)], faces, labels, paths, FER_CLASSES, p)
     # A student with a val/ folder of its own holds out no faces of train/ to keep from a teacher.
     (tmp_path / "own_val" / "val").mkdir(parents=True)
-    own_val, _ = cnn_model.teacher_targets([str(other)], faces, labels, paths, FER_CLASSES,
+    own_val, _ = cnn_teacher.teacher_targets([str(other)], faces, labels, paths, FER_CLASSES,
                                            dict(p, data_dir=str(tmp_path / "own_val")))
     assert np.allclose(own_val, targets, atol=1e-5)
     # Nor has a student that holds out nothing (validation_split 0).
-    all_faces, _ = cnn_model.teacher_targets([PRETRAINED, str(other)], faces, labels, paths, FER_CLASSES,
+    all_faces, _ = cnn_teacher.teacher_targets([PRETRAINED, str(other)], faces, labels, paths, FER_CLASSES,
                                              dict(p, validation_split=0.0))
     assert np.allclose(all_faces, targets, atol=1e-5)
     with pytest.raises(cnn_model.ModelError, match="same classes"):
-        cnn_model.teacher_targets([PRETRAINED], faces, labels, paths, FER_CLASSES[::-1], p)
+        cnn_teacher.teacher_targets([PRETRAINED], faces, labels, paths, FER_CLASSES[::-1], p)
 
     # Kept in a teacher file, the probabilities teach again without the model, even from
     # another folder (files are stored relative to data_dir); other faces are refused.
     kept = str(tmp_path / "teacher.npz")
-    cnn_model.save_teacher_file(kept, own, paths, FER_CLASSES, dict(p, teacher=PRETRAINED))
-    assert cnn_model.teacher_of(kept) == PRETRAINED and cnn_model.teacher_of(str(other)) == ""
+    cnn_teacher.save_teacher_file(kept, own, paths, FER_CLASSES, dict(p, teacher=PRETRAINED))
+    assert cnn_teacher.teacher_of(kept) == PRETRAINED and cnn_teacher.teacher_of(str(other)) == ""
     moved = [path.replace(fer_tiny, "/elsewhere/fer") for path in paths]
-    again, again_own = cnn_model.teacher_targets([kept], faces, labels, moved, FER_CLASSES,
+    again, again_own = cnn_teacher.teacher_targets([kept], faces, labels, moved, FER_CLASSES,
                                                  dict(p, data_dir="/elsewhere/fer"))
     assert np.array_equal(again, targets) and np.array_equal(again_own, own)
     refusals = [((faces, paths[::-1], p), "labels other training faces"),
@@ -110,17 +112,17 @@ def test_the_shipped_model_teaches_a_student(fer_tiny, tmp_path):
                 ((faces, paths, dict(p, augment_dataset=not p["augment_dataset"])), "written with --augment_dataset=")]
     for (its_faces, its_paths, its_p), message in refusals:
         with pytest.raises(cnn_model.ModelError, match=message):
-            cnn_model.teacher_targets([kept], its_faces, labels[:len(its_faces)], its_paths, FER_CLASSES, its_p)
+            cnn_teacher.teacher_targets([kept], its_faces, labels[:len(its_faces)], its_paths, FER_CLASSES, its_p)
     # A student with a val/ folder of its own holds out nothing of train/: the labels of the same
     # training faces teach it whatever seed wrote them, as the teacher model itself does above.
     own_dir = str(tmp_path / "own_val")        # its val/ folder was made above
-    from_own_val, _ = cnn_model.teacher_targets([kept], faces, labels, [path.replace(fer_tiny, own_dir) for path in paths],
+    from_own_val, _ = cnn_teacher.teacher_targets([kept], faces, labels, [path.replace(fer_tiny, own_dir) for path in paths],
                                                 FER_CLASSES, dict(p, seed=7, data_dir=own_dir))
     assert np.array_equal(from_own_val, targets)
     broken = tmp_path / "broken.npz"
     broken.write_bytes(open(kept, "rb").read()[:1000])
     with pytest.raises(cnn_model.ModelError, match="broken.npz: not a teacher file written by cnn_run.py"):
-        cnn_model.teacher_targets([str(broken)], faces, labels, paths, FER_CLASSES, p)
+        cnn_teacher.teacher_targets([str(broken)], faces, labels, paths, FER_CLASSES, p)
     refused = run_script("cnn_run.py", f"--data_dir={fer_tiny}", f"--teacher={PRETRAINED}", "--seed=7",
                          f"--out_dir={tmp_path / 'log'}", cwd=tmp_path)
     assert refused.returncode != 0 and "Traceback" not in refused.stderr

@@ -8,6 +8,7 @@ import matplotlib.figure
 import numpy as np
 import pytest
 
+import cnn_callbacks
 import cnn_model
 import cnn_run
 
@@ -92,7 +93,7 @@ def test_live_augment_and_batch_size_reach_the_batches(fit_receives):
 def test_save_best_keeps_the_epoch_of_the_highest_val_accuracy_not_the_last(tmp_path):
     model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(2, activation="softmax")])
     model.compile(optimizer="adam", loss="categorical_crossentropy")
-    saver = cnn_model.SaveBest(str(tmp_path / "model.keras"), ["a", "b"], {})
+    saver = cnn_callbacks.SaveBest(str(tmp_path / "model.keras"), ["a", "b"], {})
     saver.set_model(model)
     for epoch, accuracy in enumerate([0.50, 0.70, 0.60, 0.65]):
         model.layers[0].bias.assign([float(epoch), 0.0])             # each epoch's weights are told apart
@@ -120,7 +121,7 @@ def test_the_plateau_schedule_cuts_by_its_factor_after_its_patience_down_to_its_
     model.compile(optimizer=keras.optimizers.Adam(1e-2), loss="mse")
     p = {"lr_schedule": "plateau", "lr_factor": 0.5, "lr_patience": 2, "min_learning_rate": 2e-3,
          "learning_rate": 1e-2}
-    schedule = cnn_model.learning_rate_callback(p)
+    schedule = cnn_callbacks.learning_rate_callback(p)
     schedule.set_model(model)
     schedule.on_train_begin()
     rates = []
