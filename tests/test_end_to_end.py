@@ -50,7 +50,7 @@ def test_demo_run_trains_and_writes_every_output(fresh_user):
         rows = list(csv.DictReader(f))
     assert [int(r["epoch"]) for r in rows] == list(range(30))
     assert re.search(r"^test\s+240\s+\d\.\d{4}\s+[01]\.\d{4}\s+[01]\.\d{4}$", out, re.M)     # the final table
-    assert "(augment_dataset)" in out and "class_weights:" in out
+    assert "augment_dataset: the class distribution before (A) and after (D)" in out and "class_weights:" in out
 
 
 def test_eval_scores_the_test_images_right_after_training(fresh_user):
