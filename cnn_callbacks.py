@@ -127,26 +127,30 @@ class AtomicBackup(keras.callbacks.BackupAndRestore):
 
 
 class CtrlC(keras.callbacks.Callback):
-    """Ctrl-C stops training between two batches, never in the middle of a save.
+    """Ctrl-C, or SIGTERM (what SLURM, Kubernetes and `timeout` send before a kill), stops
+    training between two batches, never in the middle of a save.
 
     Python raises KeyboardInterrupt wherever the signal lands, and Keras's model
     saving has a bare `except:` that can swallow it: one CI run trained on to the
     end after its Ctrl-C. Here the signal only sets a flag, and the interrupt is
-    raised from this callback, after the batch (or the epoch's saves) finished.
-    A second Ctrl-C interrupts at once.
+    raised from this callback, after the batch (or the epoch's saves) finished,
+    naming the signal. A second one interrupts (or terminates) at once.
     """
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
     def __init__(self):
         super().__init__()
-        self.pressed = False
+        self.pressed = ""
 
     def press(self, signum, frame):
-        self.pressed = True
+        self.pressed = signal.Signals(signum).name
         signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
     def on_train_batch_end(self, batch, logs=None):
         if self.pressed:
-            raise KeyboardInterrupt
+            raise KeyboardInterrupt(self.pressed)
 
     on_test_batch_end = on_epoch_end = on_train_batch_end
 

@@ -16,7 +16,7 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image, ImageFile, ImageOps
 
 BLANK_STD = 1.0   # a decoded image whose pixel std is below this is "blank" (FER-2013 has 13)
 
@@ -36,20 +36,45 @@ def decode_image(path, height, width, detect_faces=False, face_margin=0.1):
     is cropped (with face_margin of its size on each side) before resizing,
     as FER-2013's faces are cropped; without a face, the whole image is used.
     """
-    if os.path.getsize(path) == 0:
-        raise ValueError("empty file (0 bytes)")
     # A face detector needs resolution: decode a big JPEG at no less than 640 pixels then.
     draft = (max(width * 2, 640), max(height * 2, 640)) if detect_faces else (width * 2, height * 2)
+    img = to_grey(read_image(path, draft))
+    if detect_faces:
+        boxes = find_faces(np.asarray(img))
+        if not boxes:
+            print(f"note: {path}: no face found; using the whole image")
+        else:
+            x, y, w, h = boxes[0]
+            m = int(max(w, h) * face_margin)
+            img = img.crop((max(x - m, 0), max(y - m, 0), min(x + w + m, img.width), min(y + h + m, img.height)))
+    img = img.resize((width, height), Image.Resampling.BILINEAR)
+    return np.asarray(img, dtype=np.uint8)
+
+
+def read_image(path, draft_size=None):
+    """The image in a file as a Pillow image (a big JPEG decoded at reduced scale towards
+    draft_size, when given; a phone photo turned upright). Raises ValueError with the
+    reason when the file is not a usable image."""
+    if os.path.getsize(path) == 0:
+        raise ValueError("empty file (0 bytes)")
     try:
-        img = _open_with_pillow(path, draft)
+        return _open_with_pillow(path, draft_size)
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
-        # Pillow refuses a PNG whose metadata chunk (a colour profile, say) has a bad
-        # checksum; libpng, behind TensorFlow's decoder, reads the pixels anyway.
-        # A file that neither can read is reported with Pillow's reason.
         reason = _plain_reason(error)
-        img = _open_with_tensorflow(path) if _worth_a_second_try(path, reason) else None
-        if img is None:
-            raise ValueError(reason) from None
+    # Pillow refuses a PNG whose metadata chunk (a colour profile, say) has a bad checksum. Read
+    # again leniently, its ancillary chunks' checksums unchecked (the pixels' still are); failing
+    # that, through TensorFlow's decoders where TensorFlow is installed. A file that none can
+    # read is reported with Pillow's reason; a truncated one is not read again at all.
+    if reason == TRUNCATED or not _names_an_image_format(path):
+        raise ValueError(reason)
+    img = _open_leniently(path, draft_size) or _open_with_tensorflow(path)
+    if img is None:
+        raise ValueError(reason)
+    return img
+
+
+def to_grey(img):
+    """A Pillow image as one grey channel ("L"): 16-bit scaled, not clipped; transparency white."""
     if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
         # 16-bit grayscale: scale 0..65535 down to 0..255 instead of clipping.
         pixels = np.asarray(img, dtype=np.float32) / 257.0
@@ -60,46 +85,56 @@ def decode_image(path, height, width, detect_faces=False, face_margin=0.1):
         img = Image.alpha_composite(Image.new("RGBA", rgba.size, "white"), rgba)
     elif img.mode == "CMYK":
         img = img.convert("RGB")
-    img = img.convert("L")
-    if detect_faces:
-        box = find_face(np.asarray(img))
-        if box is None:
-            print(f"note: {path}: no face found; using the whole image")
-        else:
-            x, y, size = box
-            m = int(size * face_margin)
-            img = img.crop((max(x - m, 0), max(y - m, 0), min(x + size + m, img.width), min(y + size + m, img.height)))
-    img = img.resize((width, height), Image.Resampling.BILINEAR)
-    return np.asarray(img, dtype=np.uint8)
+    return img.convert("L")
+
+
+def opencv():
+    """OpenCV (cv2), a regular dependency (requirements.txt), or one line saying how to install it."""
+    try:
+        import cv2
+    except ImportError:
+        raise SystemExit('error: finding faces and reading videos needs OpenCV: '
+                         'pip install "opencv-python-headless>=4.8,<5"') from None
+    return cv2
 
 
 _FACE_DETECTOR = []
 
 
-def find_face(gray):
-    """(x, y, size) of the largest face in a grayscale array, or None.
+def find_faces(gray):
+    """The faces in a grayscale array, largest first, each as (x, y, w, h) in its pixels.
 
     OpenCV's Haar cascade, shipped inside the opencv-python-headless wheel
     (4.x; nothing is downloaded). The image is padded with its own border
     first: a photo that is already a tight face crop leaves the detector no
     margin, and it then latches onto the nose or misses the face.
     """
-    try:
-        import cv2
-    except ImportError:
-        raise SystemExit('error: --detect_faces=True needs OpenCV: pip install "opencv-python-headless>=4.8,<5"')
+    cv2 = opencv()
     if not _FACE_DETECTOR:
         _FACE_DETECTOR.append(cv2.CascadeClassifier(
-            os.path.join(cv2.data.haarcascades, "haarcascade_frontalface_default.xml")))
+            os.path.join(cv2.data.haarcascades, "haarcascade_frontalface_alt2.xml")))
     height, width = gray.shape
     pad = max(height, width) // 4
     padded = cv2.copyMakeBorder(cv2.equalizeHist(gray), pad, pad, pad, pad, cv2.BORDER_REPLICATE)
     faces = _FACE_DETECTOR[0].detectMultiScale(padded, scaleFactor=1.1, minNeighbors=5,
                                                minSize=(max(24, min(height, width) // 12),) * 2)
-    if len(faces) == 0:
-        return None
-    x, y, w, _ = max(faces, key=lambda f: f[2] * f[3])
-    return int(x) - pad, int(y) - pad, int(w)
+    boxes = []
+    for x, y, w, h in sorted(faces, key=lambda f: -f[2] * f[3]):
+        # Back in the image's own pixels, clipped to it: the padding is not the photo.
+        left, top = max(int(x) - pad, 0), max(int(y) - pad, 0)
+        right, bottom = min(int(x + w) - pad, width), min(int(y + h) - pad, height)
+        box = (left, top, right - left, bottom - top)
+        # A "face" lying within a larger one is a nose or an eye of it (one photo here had one): left out.
+        if right > left and bottom > top and not any(_overlap(box, kept) > 0.3 for kept in boxes):
+            boxes.append(box)
+    return boxes
+
+
+def _overlap(box, other):
+    """The share of box's area that other covers."""
+    (x, y, w, h), (u, v, s, t) = box, other
+    across = max(0, min(x + w, u + s) - max(x, u)) * max(0, min(y + h, v + t) - max(y, v))
+    return across / (w * h)
 
 
 TRUNCATED = "truncated or corrupt image data"
@@ -117,17 +152,27 @@ def _plain_reason(error):
 
 def _open_with_pillow(path, draft_size):
     with Image.open(path) as img:
-        img.draft("L", draft_size)                # a big JPEG decodes at reduced scale: much faster
+        if draft_size:
+            img.draft("L", draft_size)            # a big JPEG decodes at reduced scale: much faster
         img.load()                                # decode now, so a truncated file fails here
         return ImageOps.exif_transpose(img)       # phone photos: honour the camera's rotation
 
 
-def _worth_a_second_try(path, reason):
-    """Whether TensorFlow's decoders might read a file Pillow refused. Not a truncated one:
-    they stop at its end too, after printing the C library's complaints around our one line.
-    Not a text file or anything else whose first bytes name no format they know."""
-    if reason == TRUNCATED:
-        return False
+def _open_leniently(path, draft_size):
+    """Pillow again, with the checksums of ancillary chunks (colour profiles, text) unchecked:
+    Pillow checks a PNG's pixel data either way. None when it still cannot read the file."""
+    previous = ImageFile.LOAD_TRUNCATED_IMAGES
+    ImageFile.LOAD_TRUNCATED_IMAGES = True      # in PngImagePlugin, this is what skips those checksums
+    try:
+        return _open_with_pillow(path, draft_size)
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError):
+        return None
+    finally:
+        ImageFile.LOAD_TRUNCATED_IMAGES = previous
+
+
+def _names_an_image_format(path):
+    """Whether a file's first bytes name a format the decoders know (not a text file, say)."""
     with open(path, "rb") as f:
         head = f.read(12)
     return head.startswith((b"\xff\xd8\xff", b"\x89PNG", b"GIF8", b"BM")) or (head[:4], head[8:]) == (b"RIFF", b"WEBP")
@@ -145,16 +190,28 @@ def _open_with_tensorflow(path):
 
 
 def list_split(split_dir, class_names=None):
-    """The (path, class name) pairs of a split folder, and its class folder names, sorted."""
+    """The (path, class name) pairs of a split folder, and its class folder names, sorted.
+
+    Each class folder is read with its subfolders (train/happy/session1/*.jpg is a happy
+    face), as Keras's image_dataset_from_directory reads them. Hidden folders and files
+    (a leading dot: .git, .DS_Store) are left out, and that is said once per split.
+    """
+    if os.path.isfile(split_dir):
+        raise DataError(f"{split_dir}: a file where a folder of class folders is expected")
     if not os.path.isdir(split_dir):
         raise DataError(f"{split_dir}: no such folder")
     found = sorted(d for d in os.listdir(split_dir)
                    if os.path.isdir(os.path.join(split_dir, d)) and not d.startswith("."))
-    files = []
+    files, hidden = [], 0
     for name in found:
-        folder = os.path.join(split_dir, name)
-        files += [(os.path.join(folder, f), name) for f in sorted(os.listdir(folder))
-                  if os.path.isfile(os.path.join(folder, f))]
+        for folder, subfolders, names in os.walk(os.path.join(split_dir, name)):
+            hidden += sum(d.startswith(".") for d in subfolders) + sum(f.startswith(".") for f in names)
+            subfolders[:] = sorted(d for d in subfolders if not d.startswith("."))
+            files += [(os.path.join(folder, f), name) for f in sorted(names) if not f.startswith(".")]
+    hidden += sum(d.startswith(".") for d in os.listdir(split_dir))
+    if hidden:
+        print(f"note: {split_dir}: {hidden} hidden file{'s' if hidden > 1 else ''} or folder{'s' if hidden > 1 else ''} "
+              f"(a name starting with '.') left out")
     return files, found
 
 
@@ -268,6 +325,9 @@ def load_dataset(p):
 
 def _load_train_folder(data_dir, size, drop_blank):
     """The class names (non-empty folders of train/, sorted) and the decoded training split."""
+    if os.path.isfile(data_dir):
+        raise DataError(f"{data_dir}: a file where a folder is expected; give --data_dir=FOLDER with train/<class>/ "
+                        "inside, or Kaggle's fer2013.csv")
     if not os.path.isdir(data_dir):
         raise DataError(f"{data_dir}: no such folder; give --data_dir=FOLDER with train/<class>/ inside")
     if not os.path.isdir(os.path.join(data_dir, "train")):
@@ -312,6 +372,9 @@ def read_fer2013_csv(path, height, width, drop_blank=False):
     be read is reported by its line number and skipped.
     """
     import csv
+    if os.path.isdir(path):
+        raise DataError(f"{path}: a folder where a file is expected (the Kaggle fer2013.csv); a folder of "
+                        "images needs a name that does not end in .csv")
     if not os.path.isfile(path):
         raise DataError(f"{path}: no such file; expected the Kaggle fer2013.csv (emotion,pixels,Usage)")
     classes = sorted(FER2013_CSV_CODES)

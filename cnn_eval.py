@@ -1,21 +1,31 @@
-"""Score new face images with a model that cnn_run.py saved.
+"""Score new face images, photos and videos with a saved model: every face in each.
 
-    python cnn_eval.py                                  # log/model.keras on test_images/<class>/*
+    python cnn_eval.py                                  # log/model.keras (else the shipped model) on test_images/
+    python cnn_eval.py photo.jpg group.png clip.mp4     # every face in each, no training needed
     python cnn_eval.py --model=PATH --images=DIR        # DIR: class subfolders, or plain image files
-    python cnn_eval.py photo1.jpg photo2.png            # single files (predicted only)
     python cnn_eval.py my_photos/ photo.jpg             # a folder named on its own is read as --images reads it
-    python cnn_eval.py --tta=flip                       # average each image with its mirror
+    python cnn_eval.py --tta=flip                       # average each face with its mirror
     python cnn_eval.py --tta=crops                      # ten-crop: 4 corners and centre, each mirrored
-    python cnn_eval.py --detect_faces=True photo.jpg    # crop the largest face first, as FER-2013's are
+    python cnn_eval.py --detect_faces=False photo.jpg   # the whole image is the face (default auto: found in photos)
+    python cnn_eval.py --annotate=DIR photo.jpg         # where the copies with boxes go (default annotated/)
+    python cnn_eval.py --fps=5 clip.mp4                 # frames scored per second of video (default 2)
+    python cnn_eval.py --camera=0                       # a webcam, live, until Ctrl-C
     python cnn_eval.py --model=a.keras,b.keras          # an ensemble: the models' probabilities averaged
 
-eval.png beside eval.json shows each image as the network saw it, with its
-true and predicted class and the top-3 probabilities.
+Without --model it scores log/model.keras, or the shipped pretrained/fer2013.keras
+when there is none. A small image that is itself a face (FER-2013's, test_images/)
+is scored whole; in a larger photo every face is found (OpenCV's Haar cascade) and
+scored, and a copy with each box, class and confidence goes into annotated/ beside
+eval.json. A video (any file OpenCV reads) is sampled --fps times a second; its
+entry in eval.json has every frame's faces, and timeline.png beside eval.json the
+probability of each class over time.
 
-A subfolder named after a class of the model is scored against that class; any
-other subfolder, and loose files, are predicted only. It prints one row per
-image, then accuracy and loss over the labelled ones, and writes eval.json
-beside the model, the first of an ensemble (or to --out=PATH).
+A subfolder named after a class of the model is scored against that class (a file's
+largest face); any other subfolder, and loose files, are predicted only. It prints
+one row per face, then accuracy and loss over the labelled files, and writes
+eval.json beside the model, the first of an ensemble (the shipped model's: in the
+current folder; or to --out=PATH), and eval.png: each file's face as the network
+saw it, with its top-3 classes.
 """
 import os
 import sys
@@ -24,16 +34,19 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np
 
-import cnn_data
 import cnn_metrics
 import cnn_params
+import cnn_photos
 
-OPTIONS = {"model": "log/model.keras", "images": "test_images", "out": "", "tta": "none", "detect_faces": "False"}
+HERE = os.path.dirname(os.path.abspath(__file__))
+SHIPPED = os.path.join(HERE, "pretrained", "fer2013.keras")
+OPTIONS = {"model": "", "images": "test_images", "out": "", "tta": "none", "detect_faces": "auto",
+           "annotate": "", "fps": "2", "camera": ""}
 SHEET_MAX = 64    # faces drawn on eval.png
 
 
 def parse_args(argv):
-    """--model, --images, --out, --tta and --detect_faces, plus image files named on their own."""
+    """The --options above, plus image and video files named on their own."""
     options, files = dict(OPTIONS), []
     if "--help" in argv or "-h" in argv:
         print(__doc__)
@@ -48,10 +61,46 @@ def parse_args(argv):
             files.append(arg)
     if options["tta"] not in cnn_params.CHOICES["tta"]:
         sys.exit(f"error: --tta={options['tta']}: expected one of: {', '.join(cnn_params.CHOICES['tta'])}")
-    if options["detect_faces"] not in ("True", "False"):
-        sys.exit(f"error: --detect_faces={options['detect_faces']}: expected True or False")
-    options["detect_faces"] = options["detect_faces"] == "True"
+    if options["detect_faces"] not in ("auto", "True", "False"):
+        sys.exit(f"error: --detect_faces={options['detect_faces']}: expected auto, True or False")
+    options["detect_faces"] = {"auto": "auto", "True": True, "False": False}[options["detect_faces"]]
+    try:
+        options["fps"] = float(options["fps"])
+        assert options["fps"] > 0
+    except (ValueError, AssertionError):
+        sys.exit(f"error: --fps={options['fps']}: expected frames per second, a number above 0, like --fps=2")
+    if options["camera"] and not options["camera"].isdigit():
+        sys.exit(f"error: --camera={options['camera']}: expected a camera number, like --camera=0")
     return options, files
+
+
+def shown(path):
+    """A path as a user would type it from here: relative when it lies below this folder."""
+    relative = os.path.relpath(path)
+    return path if relative.startswith("..") else relative
+
+
+def choose_model(options, images_named):
+    """The model files to score with, saying which when none was named: log/model.keras after a
+    training run, else the shipped model. A model trained on the cartoon demo set, used on
+    anything but test_images/, is said to be one."""
+    import cnn_model
+    if options["model"]:
+        paths = options["model"].split(",")
+    elif os.path.exists(os.path.join("log", "model.keras")):
+        paths = [os.path.join("log", "model.keras")]
+    else:
+        paths = [SHIPPED]
+        print(f"no log/model.keras here: scoring with the shipped model {shown(SHIPPED)} "
+              f"(trained on FER-2013; no training needed)")
+    stored = cnn_model.stored_meta(paths[0]) or {"params": {}}
+    trained_on = stored["params"].get("data_dir", "")
+    demo = stored["params"].get("demo_dir", "data/demo")
+    if trained_on and os.path.basename(os.path.normpath(trained_on)) == os.path.basename(os.path.normpath(demo)) \
+            and images_named:
+        print(f"note: {paths[0]} was trained on the built-in cartoon demo set ({trained_on}), not on real faces; "
+              f"for photos, use the shipped model: --model={shown(SHIPPED)}")
+    return paths
 
 
 def gather(images_dir, files, classes):
@@ -62,6 +111,9 @@ def gather(images_dir, files, classes):
         for f in files:
             pairs += read_folder(f, classes) if os.path.isdir(f) else [(f, None)]
         return pairs
+    if os.path.isfile(images_dir):
+        sys.exit(f"error: --images={images_dir}: a file where a folder is expected; to score one file, name it on "
+                 f"its own: python cnn_eval.py {images_dir}")
     if not os.path.isdir(images_dir):
         sys.exit(f"error: {images_dir}: no such folder; give --images=DIR or image files")
     return read_folder(images_dir, classes)
@@ -88,53 +140,137 @@ def read_folder(images_dir, classes):
 def main(argv):
     options, files = parse_args(argv)
     import cnn_model
-    paths = options["model"].split(",")
+    named = bool(files or options["camera"]) or os.path.abspath(options["images"]) != os.path.abspath("test_images")
+    paths = choose_model(options, named)
     try:
         models, classes, _ = cnn_model.load_models(paths)
     except cnn_model.ModelError as error:
         sys.exit(f"error: {error}")
-    height, width = models[0].input_shape[1:3]
+    input_shape = models[0].input_shape[1:3]
 
-    # Decode each file the way the training data was prepared: grayscale, resized.
-    scored, pixels = [], []
-    for path, true in gather(options["images"], files, classes):
+    def probabilities_of(faces):
+        # An ensemble's answer is the mean of its models' probabilities (each with the same TTA).
+        batch = np.stack(faces)[..., None]
+        return np.mean([cnn_model.predict(model, batch, tta=options["tta"]) for model in models], axis=0)
+
+    # eval.json goes beside the model; for the shipped model, into the current folder (pretrained/ is part
+    # of the toolkit, not a place for one person's results).
+    beside = "." if os.path.abspath(paths[0]) == SHIPPED else os.path.dirname(os.path.abspath(paths[0]))
+    out = options["out"] or os.path.join(beside, "eval.json")
+    annotate = "" if options["annotate"] == "False" else (options["annotate"] or
+                                                             os.path.join(os.path.dirname(out), "annotated"))
+    sources = [(f"camera {options['camera']}", None)] if options["camera"] else gather(options["images"], files, classes)
+
+    # 1. Every file's faces: the whole image when it is one, every face found in a photo, and
+    #    every face of each sampled frame of a video.
+    photos, videos = [], []
+    for path, true in sources:
         try:
-            pixels.append(cnn_data.decode_image(path, height, width, detect_faces=options["detect_faces"]))
-            scored.append((path, true))
-        except (ValueError, OSError) as error:
+            if options["camera"] or cnn_photos.is_video(path):
+                videos.append((path, read_video(path, options, input_shape)))
+            else:
+                grey, colour = cnn_photos.read_photo(path)
+                photos.append((path, true, colour, cnn_photos.faces_in(grey, input_shape, options["detect_faces"], path)))
+        except ValueError as error:
             print(f"skipped {path}: {error}")
-    if not scored:
+    if not photos and not videos:
         sys.exit(f"error: no image could be read from {' '.join(files) or options['images']}")
-    faces = np.stack(pixels)[..., None]
-    # An ensemble's answer is the mean of its models' probabilities (each with the same TTA).
-    probabilities = np.mean([cnn_model.predict(model, faces, tta=options["tta"]) for model in models], axis=0)
 
-    print(f"\n{'file':<48}{'true':>10}{'predicted':>11}{'confidence':>12}")
-    predictions = []
-    for (path, true), probs in zip(scored, probabilities):
-        predicted = classes[int(probs.argmax())]
-        shown = path if len(path) <= 47 else "..." + path[-44:]
-        print(f"{shown:<48}{true or '-':>10}{predicted:>11}{probs.max():>12.3f}")
-        predictions.append({"path": path, "true": true, "predicted": predicted,
-                            "probabilities": {c: round(float(q), 5) for c, q in zip(classes, probs)}})
-    labelled = [i for i, (_, true) in enumerate(scored) if true is not None]
-    labels = np.array([classes.index(scored[i][1]) for i in labelled], dtype=np.int64)
+    # 2. Score every face at once, and write one entry per file, its own answer its largest face's.
+    faces = [pixels for *_, found in photos for _, pixels in found]
+    faces += [pixels for _, (frames, _) in videos for frame in frames for _, pixels in frame["found"]]
+    scores = iter(probabilities_of(faces))
+    print(f"\n{'file':<48}{'true':>10}{'predicted':>11}{'confidence':>12}  face")
+    predictions, largest = [], []
+    for path, true, colour, found in photos:
+        entry = {"path": path, "true": true, "faces": [face_entry(box, next(scores), classes) for box, _ in found]}
+        entry.update(predicted=entry["faces"][0]["predicted"], probabilities=entry["faces"][0]["probabilities"])
+        for face in entry["faces"]:
+            print_row(path, true, face)
+        predictions.append(entry)
+        largest.append(found[0][1])
+        if annotate and options["detect_faces"] is not False and not cnn_photos.is_face_crop(colour.size, input_shape):
+            os.makedirs(annotate, exist_ok=True)
+            drawn = cnn_photos.draw_faces(colour, [(f["box"], list(f["probabilities"].values())) for f in entry["faces"]],
+                                          classes)
+            drawn.save(cnn_photos.output_name(annotate, path, ""))
+    for path, (frames, rate) in videos:
+        entry = video_entry(path, frames, rate, scores, classes, out, annotate, several=len(videos) > 1)
+        print_row(path, None, entry)
+        predictions.append(entry)
+
+    # 3. Accuracy over the labelled files, eval.json, and eval.png of each photo's largest face.
+    labelled = [i for i, e in enumerate(predictions) if e["true"] is not None]
+    probabilities = np.array([[e["probabilities"][c] for c in classes] for e in predictions])
+    labels = np.array([classes.index(predictions[i]["true"]) for i in labelled], dtype=np.int64)
     result = cnn_metrics.score(probabilities[labelled], labels, classes)
-    report = {"model": options["model"], "classes": classes, "tta": options["tta"], "n_scored": len(scored),
-              "accuracy": result["accuracy"], "loss": result["loss"], "n_labelled": result["n"],
+    report = {"model": ",".join(paths), "classes": classes, "tta": options["tta"], "n_scored": len(predictions),
+              "n_faces": len(faces), "accuracy": result["accuracy"], "loss": result["loss"], "n_labelled": result["n"],
               "per_class": result.get("per_class", {}), "predictions": predictions}
-    out = options["out"] or os.path.join(os.path.dirname(os.path.abspath(paths[0])), "eval.json")
+    import cnn_model
     cnn_model.write_json(out, report)
     sheet = os.path.splitext(out)[0] + ".png"
-    # A sheet of thousands of faces would take minutes and gigabytes to draw; the
-    # first SHEET_MAX show what the network saw, eval.json holds every prediction.
-    contact_sheet(pixels[:SHEET_MAX], scored[:SHEET_MAX], probabilities[:SHEET_MAX], classes, sheet)
-    shown = "" if len(scored) <= SHEET_MAX else f" (the sheet shows the first {SHEET_MAX} of {len(scored)})"
-    print(f"\nwrote {out} and {sheet}{shown}")
+    if largest:
+        # A sheet of thousands of faces would take minutes and gigabytes to draw; the
+        # first SHEET_MAX show what the network saw, eval.json holds every prediction.
+        shown_photos = [(p[0], p[1]) for p in photos][:SHEET_MAX]
+        contact_sheet(largest[:SHEET_MAX], shown_photos, probabilities[:len(photos)][:SHEET_MAX], classes, sheet)
+    shown = "" if len(photos) <= SHEET_MAX else f" (the sheet shows the first {SHEET_MAX} of {len(photos)})"
+    print(f"\nwrote {out}" + (f" and {sheet}{shown}" if largest else "") +
+          (f"; the faces drawn on copies in {annotate}/" if annotate and os.path.isdir(annotate) else ""))
     if result["n"]:
         correct = int(round(result["accuracy"] * result["n"]))
         print(f"loss: {result['loss']:.4f}")
         print(f"accuracy: {result['accuracy']:.4f} ({correct}/{result['n']})")
+
+
+def face_entry(box, probabilities, classes):
+    """One face of eval.json, as the `fer` package writes it: its box in the image's pixels."""
+    return {"box": [int(v) for v in box], "predicted": classes[int(np.argmax(probabilities))],
+            "probabilities": {c: round(float(q), 5) for c, q in zip(classes, probabilities)}}
+
+
+def print_row(path, true, face):
+    shown = path if len(path) <= 47 else "..." + path[-44:]
+    where = f"{len(face['frames'])} frames" if "frames" in face else ",".join(map(str, face["box"]))
+    confidence = max(face["probabilities"].values())
+    print(f"{shown:<48}{true or '-':>10}{face['predicted']:>11}{confidence:>12.3f}  {where}")
+
+
+def read_video(path, options, input_shape):
+    """The sampled frames of a video (or a camera, until Ctrl-C), each with its faces found."""
+    source = int(options["camera"]) if options["camera"] else path
+    frames, rate = cnn_photos.video_frames(source, options["fps"], keep_colour=options["annotate"] != "False")
+    for frame in frames:
+        frame["found"] = cnn_photos.faces_in(frame.pop("grey"), input_shape, True, f"{path} at {frame['time_s']} s")
+    return frames, rate
+
+
+def video_entry(path, frames, rate, scores, classes, out, annotate, several):
+    """A video's entry in eval.json: every sampled frame's faces; its own answer the class of the
+    highest mean probability over the frames' largest faces. Writes its timeline plot, and with
+    annotate, a copy of the sampled frames with the boxes drawn."""
+    for frame in frames:
+        frame["faces"] = [face_entry(box, next(scores), classes) for box, _ in frame.pop("found")]
+    mean = np.mean([[f["faces"][0]["probabilities"][c] for c in classes] for f in frames if f["faces"]] or
+                   [[0.0] * len(classes)], axis=0)
+    name = os.path.splitext(os.path.basename(str(path)))[0].replace(" ", "_")
+    timeline = os.path.join(os.path.dirname(out), f"{name}_timeline.png" if several else "timeline.png")
+    cnn_photos.plot_timeline(frames, classes, timeline, f"{path}: each class over time")
+    entry = {"path": str(path), "true": None, "predicted": classes[int(np.argmax(mean))],
+             "probabilities": {c: round(float(q), 5) for c, q in zip(classes, mean)}, "timeline": timeline,
+             "frames": [{"time_s": f["time_s"], "faces": f["faces"]} for f in frames]}
+    if annotate:
+        os.makedirs(annotate, exist_ok=True)
+        from PIL import Image
+        drawn = [np.asarray(cnn_photos.draw_faces(Image.fromarray(f["rgb"]),
+                                                  [(x["box"], list(x["probabilities"].values())) for x in f["faces"]],
+                                                  classes)) for f in frames]
+        entry["annotated"] = cnn_photos.output_name(annotate, str(path), ".mp4")
+        cnn_photos.write_video(drawn, rate, entry["annotated"])
+    for frame in frames:
+        frame.pop("rgb", None)
+    return entry
 
 
 def contact_sheet(pixels, scored, probabilities, classes, path, columns=8):

@@ -186,9 +186,13 @@ def write_json(path, obj):
     """Write a JSON file atomically (temporary file, then rename)."""
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     tmp = f"{path}.tmp"
-    with open(tmp, "w") as f:
-        json.dump(obj, f, indent=1)
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w") as f:
+            json.dump(obj, f, indent=1)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):          # a failed write (a full disk) leaves no half file behind
+            os.remove(tmp)
 
 
 def load_model(path):
@@ -197,6 +201,8 @@ def load_model(path):
     safe_mode=True: a file that carries code (a Lambda layer) is refused, and
     nothing in it is unpickled.
     """
+    if os.path.isdir(path):
+        raise ModelError(f"{path}: a folder where a .keras model file is expected (e.g. {os.path.join(path, 'model.keras')})")
     if not os.path.isfile(path):
         raise ModelError(f"{path}: no such model file; train one with `python cnn_run.py`, or give --model=PATH "
                          "(--model=pretrained/fer2013.keras needs no training)")
@@ -298,16 +304,16 @@ def train(model, train_ds, val_ds, p, classes, class_weight=None):
     ]
     # Signal handlers can only be set from the main thread; elsewhere Ctrl-C keeps Python's default.
     in_main_thread = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGINT, ctrl_c.press) if in_main_thread else None
+    previous = {s: signal.signal(s, ctrl_c.press) for s in ctrl_c.SIGNALS} if in_main_thread else {}
     try:
         # shuffle=False: the tf.data pipeline shuffles (Keras would only warn that it cannot).
         model.fit(train_ds, validation_data=val_ds, epochs=p["epochs"], class_weight=class_weight,
                   callbacks=callbacks, shuffle=False, verbose=2)
     finally:
-        if in_main_thread:
-            signal.signal(signal.SIGINT, previous)
+        for s, handler in previous.items():
+            signal.signal(s, handler)
     if ctrl_c.pressed:                # pressed after the last epoch's callbacks ran
-        raise KeyboardInterrupt
+        raise KeyboardInterrupt(ctrl_c.pressed)
     history = _read_history(history_path)
     write_json(finished_path, {"epochs": len(history)})
     return history

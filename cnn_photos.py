@@ -59,24 +59,29 @@ def is_video(path):
     return path.lower().endswith(VIDEO_SUFFIXES)
 
 
-def video_frames(path, fps):
-    """(time in seconds, grey PIL image, colour frame as an RGB array) of a video, fps frames a second
-    (every frame when the video has fewer). Raises ValueError when OpenCV cannot read it."""
+def video_frames(source, fps, keep_colour=False):
+    """The frames of a video file (or of a camera, given its number, until Ctrl-C), fps a second
+    (every frame when the video has fewer): dicts of time_s, the grey picture and, with keep_colour,
+    the RGB array to draw on. Raises ValueError when OpenCV cannot read it."""
     cv2 = cnn_data.opencv()
-    capture = cv2.VideoCapture(path)
+    capture = cv2.VideoCapture(source)
     if not capture.isOpened():
-        raise ValueError("not a video OpenCV can read")
-    rate = capture.get(cv2.CAP_PROP_FPS) or 25.0
+        raise ValueError("not a video OpenCV can read" if isinstance(source, str) else "no such camera")
+    rate = capture.get(cv2.CAP_PROP_FPS) or 30.0
     step = max(1, int(round(rate / fps)))
     index, frames = 0, []
-    while True:
-        ok, frame = capture.read()
-        if not ok:
-            break
-        if index % step == 0:
-            rgb = cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
-            frames.append((round(index / rate, 3), Image.fromarray(rgb).convert("L"), rgb))
-        index += 1
+    try:
+        while True:
+            ok, frame = capture.read()
+            if not ok:
+                break
+            if index % step == 0:
+                rgb = cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
+                frames.append({"time_s": round(index / rate, 3), "grey": Image.fromarray(rgb).convert("L"),
+                               "rgb": rgb if keep_colour else None})
+            index += 1
+    except KeyboardInterrupt:            # a camera runs until Ctrl-C; what it saw so far is scored
+        pass
     capture.release()
     if not frames:
         raise ValueError("a video without a readable frame")

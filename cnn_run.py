@@ -9,7 +9,11 @@ loss.png, accuracy.png, class_distribution.png and metrics.json.
 Started again after a crash or Ctrl-C, the same command resumes the run.
 --help lists every parameter with its default.
 """
+import atexit
+import errno
+import json
 import os
+import socket
 import sys
 import time
 
@@ -72,19 +76,28 @@ def main(argv):
     model.summary()
 
     # 3. Train. The best epoch (by validation accuracy) is saved as model.keras; with no validation, the last.
+    #    A full disk stops the run in one line; every file is written whole or not at all, so the
+    #    last finished epoch's model.keras, metrics.json and backup stay readable.
     try:
-        history = cnn_model.train(model, train_ds, val_ds, p, classes, weights)
-    except KeyboardInterrupt:
-        sys.exit(f"\ninterrupted: the last finished epoch is saved in {os.path.join(p['out_dir'], 'backup')}; "
-                 f"run the same command again to resume")
-    model_path = os.path.join(p["out_dir"], "model.keras")
-    if not os.path.exists(model_path):      # no epoch had a validation score (e.g. NaN loss)
-        cnn_model.save_model(model, model_path, classes, p)
-    plot_history(history, p["out_dir"])
+        try:
+            history = cnn_model.train(model, train_ds, val_ds, p, classes, weights)
+        except KeyboardInterrupt as signal_name:
+            stopped = f"stopped by {signal_name}" if str(signal_name) == "SIGTERM" else "interrupted"
+            sys.exit(f"\n{stopped}: the last finished epoch is saved in {os.path.join(p['out_dir'], 'backup')}; "
+                     f"run the same command again to resume")
+        model_path = os.path.join(p["out_dir"], "model.keras")
+        if not os.path.exists(model_path):      # no epoch had a validation score (e.g. NaN loss)
+            cnn_model.save_model(model, model_path, classes, p)
+        plot_history(history, p["out_dir"])
 
-    # 4. Evaluate the saved best model on every split, as the reports' tables do.
-    #    The protocol is stated, never implied: splits.json lists every file of each split.
-    metrics = evaluate(model_path, data, p, history, started, teacher_time)
+        # 4. Evaluate the saved best model on every split, as the reports' tables do.
+        #    The protocol is stated, never implied: splits.json lists every file of each split.
+        metrics = evaluate(model_path, data, p, history, started, teacher_time)
+    except OSError as error:
+        if error.errno != errno.ENOSPC:
+            raise
+        sys.exit(f"\nerror: no space left on the disk of {p['out_dir']}; its last finished epoch's files are kept "
+                 f"as they were: free some space and run the same command again to resume")
     print_results(metrics, p)
     cnn_model.clear_backup(p["out_dir"])     # only now: a crash above reruns the evaluation, not the training
     print(f"saved {model_path} and plots in {p['out_dir']}/ ({metrics['wall_time_s']:.0f} s; "
@@ -104,6 +117,7 @@ def check_before_decoding(p, argv):
         cnn_demo.make_demo_set(p["demo_dir"])            # drawn once, on first use
     if os.path.abspath(p["data_dir"]) == os.path.abspath(p["qider_dir"]):
         cnn_demo.make_qider_set(p["qider_dir"])          # likewise: --experiment=qider
+    claim_out_dir(p["out_dir"])
     # A model to fine-tune must have held out this run's validation faces (its stored parameters say).
     if p["init_model"]:
         import cnn_model
@@ -118,6 +132,61 @@ def check_before_decoding(p, argv):
             and not os.path.isdir(os.path.join(p["data_dir"], "val"))):
         sys.exit("error: --validation_split=0 holds out no faces and there is no val/ folder, so the plateau "
                  "schedule has no val_loss to watch; use --lr_schedule=cosine")
+
+
+LOCK_FILE = "run.lock"
+
+
+def claim_out_dir(out_dir):
+    """One run per out_dir: a second run on the folder of one that is still running would
+    write over its model and backup, so it stops at once, naming the holder. The lock file
+    holds the run's pid, host and start time, and goes when the run's process ends; one left
+    by a process that is gone (killed) is taken over, and that is said."""
+    os.makedirs(out_dir, exist_ok=True)
+    path = os.path.join(out_dir, LOCK_FILE)
+    while True:
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            break
+        except FileExistsError:
+            holder = _lock_holder(path)
+            if holder.get("pid") == os.getpid() and holder.get("host") == socket.gethostname():
+                return                                  # ours: cnn_run.main called again in one process
+            if holder.get("host", socket.gethostname()) != socket.gethostname():
+                sys.exit(f"error: {out_dir} is in use by the run of pid {holder.get('pid')} on {holder['host']}, "
+                         f"started {holder.get('started')}; this machine cannot tell whether it still runs. Give "
+                         f"another --out_dir, or remove {path} if it does not")
+            if _alive(holder.get("pid")):
+                sys.exit(f"error: {out_dir} is in use by the run of pid {holder['pid']}, started "
+                         f"{holder.get('started')}, still running; wait for it to end, or give another --out_dir")
+            print(f"note: {path}: left by pid {holder.get('pid')} (started {holder.get('started')}), which is no "
+                  f"longer running; taking the folder over")
+            os.remove(path)
+    with os.fdopen(fd, "w") as f:
+        json.dump({"pid": os.getpid(), "host": socket.gethostname(), "started": time.strftime("%Y-%m-%d %H:%M:%S")}, f)
+    atexit.register(lambda: os.path.exists(path) and _lock_holder(path).get("pid") == os.getpid() and os.remove(path))
+
+
+def _lock_holder(path):
+    """What a lock file says; {} for one that cannot be read (written half by a killed run)."""
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return {}
+
+
+def _alive(pid):
+    """Whether a process of this pid runs on this machine."""
+    if not isinstance(pid, int):
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:            # someone else's process: alive
+        return True
+    return True
 
 
 def training_set(p):

@@ -78,6 +78,11 @@ def test_eval_scores_the_8_real_photos(fresh_user, external_faces):
     result = run_script("cnn_eval.py", f"--images={external_faces}", f"--out={home / 'ext.json'}", cwd=home)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "skipped" not in result.stdout
+    # The model the README's first command trained knows cartoons: scoring photos with it says so, and what to use.
+    assert ("note: log/model.keras was trained on the built-in cartoon demo set (data/demo), not on real faces; "
+            "for photos, use the shipped model: --model=") in result.stdout
+    on_its_own = run_script("cnn_eval.py", f"--out={home / 'own.json'}", cwd=home)          # its own test_images/
+    assert on_its_own.returncode == 0 and "cartoon demo set" not in on_its_own.stdout
     match = re.search(r"accuracy: (\d\.\d{4}) \((\d)/8\)$", result.stdout.strip())
     report = json.loads((home / "ext.json").read_text())
     assert report["n_scored"] == 8 and {p["true"] for p in report["predictions"]} == set(os.listdir(external_faces))

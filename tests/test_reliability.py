@@ -1,0 +1,158 @@
+"""Nothing silently lost and no traceback: nested class folders, one run per out_dir,
+SIGTERM, the wrong kind of path, and a full disk while saving."""
+import errno
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import keras
+import numpy as np
+import pytest
+from PIL import Image
+
+import cnn_callbacks
+import cnn_model
+import cnn_run
+from conftest import REPO, run_script
+
+
+def _small_set(folder, per_class=12):
+    """Two classes of generated faces: dark and bright, easy and fast to learn."""
+    rng = np.random.default_rng(0)
+    for name, level in (("dark", 60), ("bright", 190)):
+        os.makedirs(folder / "train" / name)
+        for i in range(per_class):
+            Image.fromarray(rng.integers(level - 40, level + 40, (48, 48)).astype(np.uint8)).save(
+                folder / "train" / name / f"{i}.png")
+    return folder
+
+
+def test_faces_in_subfolders_of_a_class_folder_are_read_and_hidden_ones_left_out_with_a_word(tmp_path):
+    data = _small_set(tmp_path / "data")
+    session = data / "train" / "bright" / "session1"
+    session.mkdir()
+    for i in range(10):                                        # arranged by session, as users do
+        shutil.copy(data / "train" / "bright" / f"{i}.png", session / f"s{i}.png")
+    (data / "train" / "bright" / ".git").mkdir()
+    shutil.copy(data / "train" / "bright" / "0.png", data / "train" / "bright" / ".git" / "x.png")
+    (data / "train" / "dark" / ".DS_Store").write_bytes(b"\0\1")
+    result = run_script("cnn_run.py", f"--data_dir={data}", f"--out_dir={tmp_path / 'log'}", "--epochs=1",
+                        "--preset=dense", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "train: using 34 of 34 files (0 skipped)" in result.stdout
+    assert f"note: {data / 'train'}: 2 hidden files or folders (a name starting with '.') left out" in result.stdout
+    splits = json.loads((tmp_path / "log" / "splits.json").read_text())
+    assert sum("/session1/" in f for f in splits["train"] + splits["val"]) == 10
+
+
+def _start(args, cwd):
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONUNBUFFERED="1")
+    return subprocess.Popen([sys.executable, os.path.join(REPO, "cnn_run.py"), *args], cwd=cwd, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def test_a_second_run_on_a_busy_out_dir_stops_at_once_and_a_dead_runs_lock_is_taken_over(tmp_path):
+    data, out = _small_set(tmp_path / "data"), tmp_path / "log"
+    args = [f"--data_dir={data}", f"--out_dir={out}", "--epochs=1", "--preset=dense"]
+    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    try:
+        out.mkdir()
+        (out / "run.lock").write_text(json.dumps({"pid": holder.pid, "host": os.uname().nodename,
+                                                  "started": "2026-12-02 08:00:00"}))
+        busy = run_script("cnn_run.py", *args, cwd=tmp_path)
+        assert busy.returncode != 0 and "Traceback" not in busy.stderr
+        assert busy.stderr.strip().splitlines()[-1] == (
+            f"error: {out} is in use by the run of pid {holder.pid}, started 2026-12-02 08:00:00, still running; "
+            "wait for it to end, or give another --out_dir")
+        assert sorted(os.listdir(out)) == ["run.lock"]                    # nothing of the holder's touched
+    finally:
+        holder.kill()
+        holder.wait()
+    taken = run_script("cnn_run.py", *args, cwd=tmp_path)                 # the holder is gone now
+    assert taken.returncode == 0, taken.stderr[-2000:]
+    assert f"note: {out / 'run.lock'}: left by pid {holder.pid} (started 2026-12-02 08:00:00), which is no longer " \
+           "running; taking the folder over" in taken.stdout
+    assert (out / "metrics.json").exists() and not (out / "run.lock").exists()   # released when the run ends
+
+
+def test_sigterm_stops_like_ctrl_c_keeps_the_backup_and_says_how_to_resume(demo_dir, tmp_path):
+    args = [f"--data_dir={demo_dir}", f"--out_dir={tmp_path}", "--epochs=40", "--augment_dataset=False"]
+    run = _start(args, tmp_path)
+    history = tmp_path / "history.csv"
+    deadline = time.time() + 300
+    while time.time() < deadline and run.poll() is None:
+        if history.exists() and len(history.read_text().splitlines()) >= 3:
+            break
+        time.sleep(0.05)
+    run.send_signal(signal.SIGTERM)
+    out, err = run.communicate(timeout=120)
+    assert run.returncode not in (0, -signal.SIGTERM, 143), run.returncode     # not killed by it: stopped
+    assert "Traceback" not in err
+    assert "stopped by SIGTERM: the last finished epoch is saved in" in err and "run the same command again" in err
+    done = cnn_model.finished_epochs(str(tmp_path))
+    assert done >= 2 and (tmp_path / "model.keras").exists()
+    assert not (tmp_path / "run.lock").exists()
+
+
+def test_sigterm_and_ctrl_c_are_told_apart_by_the_callback():
+    for sent in (signal.SIGINT, signal.SIGTERM):
+        stop = cnn_callbacks.CtrlC()
+        previous = {s: signal.signal(s, stop.press) for s in stop.SIGNALS}
+        try:
+            signal.raise_signal(sent)
+            with pytest.raises(KeyboardInterrupt, match=signal.Signals(sent).name):
+                stop.on_train_batch_end(0)
+        finally:
+            for s, handler in previous.items():
+                signal.signal(s, handler)
+
+
+@pytest.mark.parametrize("kind", ["file_as_data_dir", "folder_as_csv", "folder_as_model", "file_as_images"])
+def test_the_wrong_kind_of_path_is_named_as_such(kind, tmp_path):
+    (tmp_path / "notes.txt").write_text("hello")
+    (tmp_path / "faces.csv").mkdir()
+    (tmp_path / "models").mkdir()
+    script, args, words = {
+        "file_as_data_dir": ("cnn_run.py", [f"--data_dir={tmp_path / 'notes.txt'}"], "a file where a folder is expected"),
+        "folder_as_csv": ("cnn_run.py", [f"--data_dir={tmp_path / 'faces.csv'}"], "a folder where a file is expected"),
+        "folder_as_model": ("cnn_eval.py", [f"--model={tmp_path / 'models'}"], "a folder where a .keras model file is expected"),
+        "file_as_images": ("cnn_eval.py", ["--model=" + os.path.join(REPO, "pretrained", "fer2013.keras"),
+                                           f"--images={tmp_path / 'notes.txt'}"], "a file where a folder is expected"),
+    }[kind]
+    result = run_script(script, *args, f"--out_dir={tmp_path / 'log'}" if script == "cnn_run.py" else "--out=x.json",
+                        cwd=tmp_path)
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: ") and words in last, last
+
+
+def test_a_full_disk_while_saving_keeps_the_last_epochs_files_and_stops_in_one_line(tmp_path, monkeypatch, capsys):
+    data, out = _small_set(tmp_path / "data"), tmp_path / "log"
+    args = [f"--data_dir={data}", f"--out_dir={out}", "--preset=dense", "--lr_schedule=constant", "--live_augment=False"]
+    try:
+        cnn_run.main([*args, "--epochs=1"])                              # a finished run: its files
+        before = {name: (out / name).read_bytes() for name in ("model.keras", "metrics.json")}
+        save, saved = cnn_model.save_model, []
+
+        def full_after_one(*a, **k):                                     # the disk fills after one more epoch's save
+            if saved:
+                raise OSError(errno.ENOSPC, "No space left on device")
+            saved.append(save(*a, **k))
+        monkeypatch.setattr(cnn_model, "save_model", full_after_one)
+        monkeypatch.setattr(cnn_callbacks.SaveBest, "on_epoch_end",     # every epoch "improves": each one saves
+                            lambda self, epoch, logs=None: cnn_model.save_model(self.model, self.path, self.classes, {}))
+        with pytest.raises(SystemExit) as stop:
+            cnn_run.main([*args, "--epochs=3", f"--out_dir={out}"])
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    assert str(stop.value).strip() == (f"error: no space left on the disk of {out}; its last finished epoch's files "
+                                       "are kept as they were: free some space and run the same command again to resume")
+    assert (out / "metrics.json").read_bytes() == before["metrics.json"]      # the finished run's, untouched
+    model, classes, _ = cnn_model.load_model(str(out / "model.keras"))     # epoch 1 of the new run: readable
+    assert classes == ["bright", "dark"]
+    assert cnn_model.finished_epochs(str(out)) == 1                         # the backup of that epoch
+    assert not [f for f in os.listdir(out) if f.endswith(".tmp") or f.startswith("tmp")]
