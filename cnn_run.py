@@ -117,7 +117,6 @@ def check_before_decoding(p, argv):
         cnn_demo.make_demo_set(p["demo_dir"])            # drawn once, on first use
     if os.path.abspath(p["data_dir"]) == os.path.abspath(p["qider_dir"]):
         cnn_demo.make_qider_set(p["qider_dir"])          # likewise: --experiment=qider
-    claim_out_dir(p["out_dir"])
     # A model to fine-tune must have held out this run's validation faces (its stored parameters say).
     if p["init_model"]:
         import cnn_model
@@ -132,6 +131,7 @@ def check_before_decoding(p, argv):
             and not os.path.isdir(os.path.join(p["data_dir"], "val"))):
         sys.exit("error: --validation_split=0 holds out no faces and there is no val/ folder, so the plateau "
                  "schedule has no val_loss to watch; use --lr_schedule=cosine")
+    claim_out_dir(p["out_dir"])         # last: a run refused above leaves no out_dir behind
 
 
 LOCK_FILE = "run.lock"
