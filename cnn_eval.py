@@ -93,12 +93,12 @@ def choose_model(options, images_named):
         paths = [SHIPPED]
         print(f"no log/model.keras here: scoring with the shipped model {shown(SHIPPED)} "
               f"(trained on FER-2013; no training needed)")
-    stored = cnn_model.stored_meta(paths[0]) or {"params": {}}
-    trained_on = stored["params"].get("data_dir", "")
-    demo = stored["params"].get("demo_dir", "data/demo")
-    if trained_on and os.path.basename(os.path.normpath(trained_on)) == os.path.basename(os.path.normpath(demo)) \
-            and images_named:
-        print(f"note: {paths[0]} was trained on the built-in cartoon demo set ({trained_on}), not on real faces; "
+    stored = (cnn_model.stored_meta(paths[0]) or {"params": {}})["params"]
+    trained_on = os.path.normpath(stored.get("data_dir", "-"))
+    cartoons = {os.path.normpath(stored.get("demo_dir", "data/demo")): "the built-in cartoon demo set",
+                os.path.normpath(stored.get("qider_dir", "data/qider")): "the cartoon stand-in for QIDER"}
+    if trained_on in cartoons and images_named:
+        print(f"note: {paths[0]} was trained on {cartoons[trained_on]} ({stored['data_dir']}), not on real faces; "
               f"for photos, use the shipped model: --model={shown(SHIPPED)}")
     return paths
 
