@@ -518,22 +518,30 @@ def mix_faces(x, y, share):
     return s * x + (1 - s) * x[::-1], share[:, None] * y + (1 - share[:, None]) * y[::-1]
 
 
-def make_dataset(images, labels, n_classes, batch_size, training=False, augmenter=None, seed=0, mixup=0.0):
+def make_dataset(images, labels, n_classes, batch_size, training=False, augmenter=None, seed=0, mixup=0.0,
+                 shard=(0, 1)):
     """A tf.data pipeline over in-memory arrays: shuffle, batch, augment, prefetch.
 
     Pixels stay 0..255 here; the model's first layer rescales them to 0..1,
     so a saved model takes plain pixel values. Labels (class indices) become one-hot
     vectors for categorical cross-entropy; with mixup > 0, blends of two of them.
     Labels given as one row of probabilities per face (a teacher's targets) stay as they are.
+    shard=(i, n): process i of n takes its n-th of each global batch of batch_size (every
+    process shuffles with the same seed, so the global batches are the same in each), and
+    a last, short batch is left out, so that every process takes as many steps.
     """
     try:
         import tensorflow as tf
     except ImportError:         # Keras on JAX or PyTorch, e.g. a GPU machine without TensorFlow
-        return array_batches(images, labels, n_classes, batch_size, training, augmenter, seed, mixup)
+        return array_batches(images, labels, n_classes, batch_size, training, augmenter, seed, mixup, shard)
     ds = tf.data.Dataset.from_tensor_slices((images, labels))
     if training:
         ds = ds.shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
-    ds = ds.batch(batch_size)
+    process, processes = shard
+    ds = ds.batch(batch_size, drop_remainder=processes > 1)
+    if processes > 1:
+        share = batch_size // processes
+        ds = ds.map(lambda x, y: (x[process * share:(process + 1) * share], y[process * share:(process + 1) * share]))
     def to_float(x, y):
         return tf.cast(x, tf.float32), (y if labels.ndim == 2 else tf.one_hot(y, n_classes))
     ds = ds.map(to_float, num_parallel_calls=tf.data.AUTOTUNE)
@@ -559,7 +567,8 @@ def make_dataset(images, labels, n_classes, batch_size, training=False, augmente
     return ds.prefetch(tf.data.AUTOTUNE).with_options(options)
 
 
-def array_batches(images, labels, n_classes, batch_size, training=False, augmenter=None, seed=0, mixup=0.0):
+def array_batches(images, labels, n_classes, batch_size, training=False, augmenter=None, seed=0, mixup=0.0,
+                  shard=(0, 1)):
     """The batches of make_dataset without TensorFlow: a keras.utils.PyDataset
     over the same in-memory arrays, so Keras trains on any backend (JAX on a GPU).
 
@@ -577,10 +586,15 @@ def array_batches(images, labels, n_classes, batch_size, training=False, augment
             self.order = self.rng.permutation(len(images)) if training else np.arange(len(images))
 
         def __len__(self):
+            if shard[1] > 1:
+                return len(images) // batch_size                    # as many full global batches in each process
             return (len(images) + batch_size - 1) // batch_size     # the last batch may be short
 
         def __getitem__(self, i):
             index = self.order[i * batch_size:(i + 1) * batch_size]
+            if shard[1] > 1:                                         # this process's share of the global batch
+                share = batch_size // shard[1]
+                index = index[shard[0] * share:(shard[0] + 1) * share]
             x = images[index].astype(np.float32)
             if augmenter is not None:
                 x = augmenter(x, training=True)

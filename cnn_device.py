@@ -12,25 +12,66 @@ BF16_INSTRUCTIONS = ("amx_bf16", "avx512_bf16")   # the CPU flags of native bflo
 
 
 def distribution(name):
-    """The tf.distribute strategy to build and train under, and its number of replicas.
+    """Where a run trains: (the scope to build the network under, the number of devices that share
+    each global batch, this process's index, the number of processes).
 
-    "auto" mirrors over the GPUs when there are several and otherwise uses the
-    one default device; "mirrored" always mirrors, over the GPUs or, without
-    any, over the CPU devices. Keras's fit then splits each global batch
-    between the replicas and averages their gradients.
+    On TensorFlow: "auto" mirrors over the GPUs when there are several (tf.distribute's
+    MirroredStrategy) and otherwise uses the one default device; "mirrored" always
+    mirrors, over the GPUs or, without any, over the CPU devices; "multi_worker" is
+    refused (Keras 3's fit does not run under MultiWorkerMirroredStrategy,
+    keras-team/keras#20585). On JAX, Keras's own keras.distribution: "mirrored" is
+    DataParallel over this machine's GPUs, "multi_worker" DataParallel over every
+    device of every process, started from Keras's KERAS_DISTRIBUTION_JOB_ADDRESSES,
+    _NUM_PROCESSES and _PROCESS_ID (or what JAX finds by itself, as under SLURM),
+    with gloo collectives between CPUs. Keras then splits each global batch between
+    the devices and averages their gradients. Called before any computation: JAX's
+    processes must meet before its first array exists.
     """
     import contextlib
-    if keras.backend.backend() != "tensorflow":
-        if name == "mirrored":
-            raise ValueError("--strategy=mirrored needs the TensorFlow backend (KERAS_BACKEND=tensorflow)")
-        return contextlib.nullcontext(), 1
+    none = contextlib.nullcontext()
+    if keras.backend.backend() == "jax":
+        if name == "auto":
+            return none, 1, 0, 1
+        import jax
+        if name == "multi_worker":
+            # Between CPUs, gloo carries the gradients (GPUs have their own collectives; this leaves them be).
+            jax.config.update("jax_cpu_collectives_implementation", "gloo")
+            keras.distribution.initialize()
+            devices = keras.distribution.list_devices()
+        else:
+            devices = keras.distribution.list_devices("gpu") if _has_jax_gpu() else []
+            if not devices:
+                raise ValueError("--strategy=mirrored on JAX spreads a batch over this machine's GPUs, and it has none")
+        data_parallel = keras.distribution.DataParallel(devices=devices)
+        data_parallel.auto_shard_dataset = False      # each process feeds its own shard (cnn_data.make_dataset)
+        keras.distribution.set_distribution(data_parallel)
+        return none, len(devices), jax.process_index(), jax.process_count()
+    if name == "multi_worker":
+        raise ValueError("--strategy=multi_worker needs Keras's JAX backend: Keras 3's fit does not run under "
+                         "TensorFlow's MultiWorkerMirroredStrategy (keras-team/keras#20585). Run KERAS_BACKEND=jax "
+                         "python cnn_run.py --strategy=multi_worker on each machine (docs/distribution.md)")
     import tensorflow as tf
     gpus = [d.name for d in tf.config.list_logical_devices("GPU")]
     if name == "auto" and len(gpus) < 2:
-        return contextlib.nullcontext(), 1
+        return none, 1, 0, 1
     devices = gpus or [d.name for d in tf.config.list_logical_devices("CPU")]
     strategy = tf.distribute.MirroredStrategy(devices)
-    return strategy.scope(), strategy.num_replicas_in_sync
+    return strategy.scope(), strategy.num_replicas_in_sync, 0, 1
+
+
+def _has_jax_gpu():
+    """Whether JAX has a GPU backend here (asked without making the CPU backend first)."""
+    import jax
+    try:
+        return bool(jax.devices("gpu"))
+    except RuntimeError:
+        return False
+
+
+def local_distribution():
+    """Back to one process's own devices, for what comes after training (scoring the saved model)."""
+    if keras.backend.backend() == "jax" and keras.distribution.distribution() is not None:
+        keras.distribution.set_distribution(None)
 
 
 def machine():

@@ -84,8 +84,10 @@ tta = "none"                # test-time augmentation when scoring: "none", "flip
 max_minutes = 0.0           # stop before an epoch that would end past this training-time budget (0: no budget);
                             # the cosine schedule then anneals over the epochs that fit it, when fewer than epochs do
 strategy = "auto"           # "auto": tf.distribute.MirroredStrategy when several GPUs are visible, else one device;
-                            # "mirrored": MirroredStrategy over every GPU (or every CPU device) of this machine.
-                            # batch_size is per replica: the global batch is batch_size x replicas.
+                            # "mirrored": MirroredStrategy over every GPU (or every CPU device) of this machine (on
+                            # JAX: keras.distribution's DataParallel over its GPUs); "multi_worker": several machines,
+                            # on JAX only (KERAS_DISTRIBUTION_* set on each; docs/distribution.md).
+                            # batch_size is per device: the global batch is batch_size x devices.
 precision = "auto"          # "auto": mixed_bfloat16 on a CPU with AMX/AVX512-BF16 (1.4-1.9x faster training)
                             # or a GPU that has bfloat16, mixed_float16 on an older GPU, float32 on any other
                             # CPU (which emulates bfloat16: 10x slower there); or name one: "float32",
@@ -243,7 +245,7 @@ EXPERIMENTS["fer_sota_narrow_distilled"] = dict(EXPERIMENTS["fer_sota_narrow"], 
 # The values a text parameter can take, checked before anything runs.
 CHOICES = {"optimizer": ("adam", "sgd", "rmsprop"), "lr_schedule": ("plateau", "constant", "cosine"),
            "tta": ("none", "flip", "crops"),
-            "precision": ("auto", "float32", "mixed_bfloat16", "mixed_float16"), "strategy": ("auto", "mirrored")}
+            "precision": ("auto", "float32", "mixed_bfloat16", "mixed_float16"), "strategy": ("auto", "mirrored", "multi_worker")}
 
 
 def _defaults():

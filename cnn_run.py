@@ -13,6 +13,7 @@ import atexit
 import errno
 import json
 import os
+import shutil
 import socket
 import sys
 import time
@@ -36,15 +37,15 @@ def main(argv):
         return
     p = cnn_params.params_or_exit(argv)
     started = time.time()
-    # 0. What can be checked before minutes of decoding: the files named, the data to draw.
+    # 0. Where it trains (several processes meet first), and what can be checked before minutes of decoding.
+    scope, devices, process, processes = where_to_train(p)
     check_before_decoding(p, argv)
 
     # 1. The data: decode every image once, hold out validation, balance the training classes.
     data, (x_fit, y_fit), weights = training_set(p)
     classes = data["classes"]
 
-    # 2. The model, from the layer table of the chosen preset. Keras is imported
-    #    only now, so that a mistyped --name=value fails at once.
+    # 2. The model, from the layer table of the chosen preset.
     import keras
     import cnn_device
     import cnn_model
@@ -58,15 +59,12 @@ def main(argv):
     if note:
         print(note)
     keras.mixed_precision.set_global_policy(p["precision"])
-    # Several devices (--strategy): each replica takes batch_size images of every
-    # global batch, so the global batch grows with the number of replicas.
-    scope, replicas = cnn_device.distribution(p["strategy"])
-    batch = p["batch_size"] * replicas
-    if replicas > 1:
-        print(f"training on {replicas} replicas (MirroredStrategy), global batch {batch}")
-    train_ds = training_batches(x_fit, y_fit, len(classes), batch, p)
+    # Several devices (--strategy): each takes batch_size images of every global batch, and
+    # each process feeds its own devices' share of it.
+    batch, shard = p["batch_size"] * devices, (process, processes)
+    train_ds = training_batches(x_fit, y_fit, len(classes), batch, p, shard)
     x_val, y_val, _ = data["val"]
-    val_ds = cnn_data.make_dataset(x_val, y_val, len(classes), batch) if len(y_val) else None
+    val_ds = cnn_data.make_dataset(x_val, y_val, len(classes), batch, shard=shard) if len(y_val) else None
     with scope:
         model = cnn_model.build_model(cnn_params.PRESETS[p["preset"]], (p["img_height"], p["img_width"], p["channels"]),
                                       len(classes), p["dense_init"], name=p["preset"], vgg16_weights=p["vgg16_weights"])
@@ -85,6 +83,11 @@ def main(argv):
             stopped = f"stopped by {signal_name}" if str(signal_name) == "SIGTERM" else "interrupted"
             sys.exit(f"\n{stopped}: the last finished epoch is saved in {os.path.join(p['out_dir'], 'backup')}; "
                      f"run the same command again to resume")
+        cnn_device.local_distribution()         # what follows runs in each process on its own
+        if processes > 1:
+            print(f"process {process} of {processes}: trained weights {weights_digest(model)}")
+            if process:                         # the chief scores the saved model and writes the rest
+                return
         model_path = os.path.join(p["out_dir"], "model.keras")
         if not os.path.exists(model_path):      # no epoch had a validation score (e.g. NaN loss)
             cnn_model.save_model(model, model_path, classes, p)
@@ -102,6 +105,53 @@ def main(argv):
     cnn_model.clear_backup(p["out_dir"])     # only now: a crash above reruns the evaluation, not the training
     print(f"saved {model_path} and plots in {p['out_dir']}/ ({metrics['wall_time_s']:.0f} s; "
           f"training {metrics['training_time_s']:.0f} s over {len(history)} epochs, counting any before a resume)")
+
+
+def where_to_train(p):
+    """The devices of --strategy (cnn_device.distribution), said in the run's first lines. In a run
+    of several processes only process 0, the chief, writes out_dir; the others keep their files in a
+    folder of their own, which starts from the chief's backup, so that all resume from one epoch."""
+    import cnn_device
+    try:
+        scope, devices, process, processes = cnn_device.distribution(p["strategy"])
+    except ValueError as error:
+        sys.exit(f"error: {error}")
+    batch = p["batch_size"] * devices
+    if processes > 1:
+        print(f"training on {devices} devices of {processes} processes (keras.distribution.DataParallel), global "
+              f"batch {batch} = batch_size {p['batch_size']} x {devices} devices; this is process {process}, "
+              f"which feeds {batch // processes} faces of each")
+    elif devices > 1:
+        import keras
+        how = "MirroredStrategy" if keras.backend.backend() == "tensorflow" else "keras.distribution.DataParallel"
+        print(f"training on {devices} replicas ({how}), global batch {batch}")
+    if process:
+        p["out_dir"] = worker_folder(p["out_dir"], process)
+    return scope, devices, process, processes
+
+
+def worker_folder(out_dir, process):
+    """A folder of a non-chief process's own, beside nothing of the chief's, holding a copy of the
+    chief's backup and history (when there are any) so that it resumes from the same epoch."""
+    import tempfile
+    folder = tempfile.mkdtemp(prefix=f"fer_process{process}_")
+    for name in ("backup", "history.csv", "teacher.npz"):
+        source = os.path.join(out_dir, name)
+        if os.path.isdir(source):
+            shutil.copytree(source, os.path.join(folder, name))
+        elif os.path.isfile(source):
+            shutil.copy(source, folder)
+    print(f"process {process} writes its own files in {folder}; {out_dir} is the chief's")
+    return folder
+
+
+def weights_digest(model):
+    """A short fingerprint of a network's weights: equal in every process of one run."""
+    import hashlib
+    digest = hashlib.sha1()
+    for weight in model.get_weights():
+        digest.update(np.ascontiguousarray(weight, dtype=np.float32).tobytes())
+    return digest.hexdigest()[:16]
 
 
 def check_before_decoding(p, argv):
@@ -300,7 +350,7 @@ def print_results(metrics, p):
         print(warning.replace("these images", "the validation images" if watched == "val" else "the training images"))
 
 
-def training_batches(images, labels, n_classes, batch, p):
+def training_batches(images, labels, n_classes, batch, p, shard=(0, 1)):
     """The shuffled, live-augmented training batches, and a picture of the
     augmentation in out_dir (drawn first: that call also builds the layers).
 
@@ -319,7 +369,7 @@ def training_batches(images, labels, n_classes, batch, p):
     if augmenter is not None:
         plot_augmented(images, augmenter, os.path.join(p["out_dir"], "augmented_examples.png"), p["seed"])
     return cnn_data.make_dataset(images, labels, n_classes, batch, training=True,
-                                 augmenter=augmenter, seed=seed, mixup=p["mixup"])
+                                 augmenter=augmenter, seed=seed, mixup=p["mixup"], shard=shard)
 
 
 def score_augmented(model, images, labels, classes, p):
