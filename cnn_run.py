@@ -37,15 +37,18 @@ def main(argv):
         return
     p = cnn_params.params_or_exit(argv)
     started = time.time()
-    # 0. Where it trains (several processes meet first), and what can be checked before minutes of decoding.
-    scope, devices, process, processes = where_to_train(p)
+    # 0. What can be checked before minutes of decoding. Several processes (multi_worker) meet first:
+    #    JAX's must before any computation, and each must know whether it is the chief that writes out_dir.
+    placed = where_to_train(p) if p["strategy"] == "multi_worker" else None
     check_before_decoding(p, argv)
 
     # 1. The data: decode every image once, hold out validation, balance the training classes.
     data, (x_fit, y_fit), weights = training_set(p)
     classes = data["classes"]
 
-    # 2. The model, from the layer table of the chosen preset.
+    # 2. The model, from the layer table of the chosen preset. Keras is imported only now (unless
+    #    several processes met above), so that a mistyped --name=value fails at once.
+    scope, devices, process, processes = placed or where_to_train(p)
     import keras
     import cnn_device
     import cnn_model
