@@ -207,7 +207,6 @@ def main(argv):
     report = {"model": ",".join(paths), "classes": classes, "tta": options["tta"], "n_scored": len(predictions),
               "n_faces": len(faces), "accuracy": result["accuracy"], "loss": result["loss"], "n_labelled": result["n"],
               "per_class": result.get("per_class", {}), "predictions": predictions}
-    import cnn_model
     cnn_model.write_json(out, report)
     sheet = os.path.splitext(out)[0] + ".png"
     if largest:
