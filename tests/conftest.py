@@ -27,6 +27,26 @@ def run_script(script, *args, cwd=REPO, timeout=900):
                           capture_output=True, text=True, timeout=timeout)
 
 
+def signal_after_epochs(args, cwd, signum, epochs=2, history=None):
+    """Start `python cnn_run.py args` as a user does, send it signum once `epochs` rows of its
+    history.csv are written (history: that file, by default out_dir's in cwd), and return the
+    finished process with its stdout and stderr."""
+    import subprocess
+    import time
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONUNBUFFERED="1")
+    run = subprocess.Popen([sys.executable, os.path.join(REPO, "cnn_run.py"), *args], cwd=cwd, env=env,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    history = history or os.path.join(cwd, "history.csv")
+    deadline = time.time() + 300
+    while time.time() < deadline and run.poll() is None:
+        if os.path.exists(history) and len(open(history).read().splitlines()) >= epochs + 1:
+            break
+        time.sleep(0.05)
+    run.send_signal(signum)
+    out, err = run.communicate(timeout=120)
+    return run, out, err
+
+
 @pytest.fixture(scope="session")
 def fer2013_dir(tmp_path_factory):
     """The real FER-2013 from ../shared, extracted once per test session (never committed)."""

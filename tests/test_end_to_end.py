@@ -12,7 +12,7 @@ import time
 import numpy as np
 import pytest
 
-from conftest import REPO, run_script
+from conftest import REPO, run_script, signal_after_epochs
 
 
 @pytest.fixture(scope="module")
@@ -234,18 +234,8 @@ def test_same_seed_same_weights_and_metrics(demo_dir, tmp_path):
 
 
 def test_ctrl_c_stops_cleanly_and_says_how_to_resume(demo_dir, tmp_path):
-    args = [sys.executable, os.path.join(REPO, "cnn_run.py"), f"--data_dir={demo_dir}",
-            f"--out_dir={tmp_path}", "--epochs=40", "--augment_dataset=False"]
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONUNBUFFERED="1")
-    run = subprocess.Popen(args, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    history = tmp_path / "history.csv"
-    deadline = time.time() + 300
-    while time.time() < deadline and run.poll() is None:
-        if history.exists() and len(history.read_text().splitlines()) >= 3:
-            break
-        time.sleep(0.05)
-    run.send_signal(signal.SIGINT)
-    out, err = run.communicate(timeout=120)
+    args = [f"--data_dir={demo_dir}", f"--out_dir={tmp_path}", "--epochs=40", "--augment_dataset=False"]
+    run, out, err = signal_after_epochs(args, tmp_path, signal.SIGINT)
     assert run.returncode != 0
     assert "Traceback" not in err
     assert "run the same command again to resume" in err
@@ -254,7 +244,7 @@ def test_ctrl_c_stops_cleanly_and_says_how_to_resume(demo_dir, tmp_path):
     with open(tmp_path / "history.csv") as f:
         done = len(list(csv.DictReader(f)))
     assert done >= 2
-    resumed = run_script("cnn_run.py", *args[2:-2], f"--epochs={done + 1}", "--augment_dataset=False", cwd=tmp_path)
+    resumed = run_script("cnn_run.py", *args[:-2], f"--epochs={done + 1}", "--augment_dataset=False", cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert f"resuming from {tmp_path / 'backup'}: {done} of {done + 1} epochs already done" in resumed.stdout
     with open(tmp_path / "history.csv") as f:

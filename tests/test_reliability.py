@@ -7,7 +7,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 
 import keras
 import numpy as np
@@ -17,7 +16,7 @@ from PIL import Image
 import cnn_callbacks
 import cnn_model
 import cnn_run
-from conftest import REPO, run_script
+from conftest import REPO, run_script, signal_after_epochs
 
 
 def _small_set(folder, per_class=12):
@@ -49,12 +48,6 @@ def test_faces_in_subfolders_of_a_class_folder_are_read_and_hidden_ones_left_out
     assert sum("/session1/" in f for f in splits["train"] + splits["val"]) == 10
 
 
-def _start(args, cwd):
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONUNBUFFERED="1")
-    return subprocess.Popen([sys.executable, os.path.join(REPO, "cnn_run.py"), *args], cwd=cwd, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-
 def test_a_second_run_on_a_busy_out_dir_stops_at_once_and_a_dead_runs_lock_is_taken_over(tmp_path):
     data, out = _small_set(tmp_path / "data"), tmp_path / "log"
     args = [f"--data_dir={data}", f"--out_dir={out}", "--epochs=1", "--preset=dense"]
@@ -81,15 +74,7 @@ def test_a_second_run_on_a_busy_out_dir_stops_at_once_and_a_dead_runs_lock_is_ta
 
 def test_sigterm_stops_like_ctrl_c_keeps_the_backup_and_says_how_to_resume(demo_dir, tmp_path):
     args = [f"--data_dir={demo_dir}", f"--out_dir={tmp_path}", "--epochs=40", "--augment_dataset=False"]
-    run = _start(args, tmp_path)
-    history = tmp_path / "history.csv"
-    deadline = time.time() + 300
-    while time.time() < deadline and run.poll() is None:
-        if history.exists() and len(history.read_text().splitlines()) >= 3:
-            break
-        time.sleep(0.05)
-    run.send_signal(signal.SIGTERM)
-    out, err = run.communicate(timeout=120)
+    run, out, err = signal_after_epochs(args, tmp_path, signal.SIGTERM)
     assert run.returncode not in (0, -signal.SIGTERM, 143), run.returncode     # not killed by it: stopped
     assert "Traceback" not in err
     assert "stopped by SIGTERM: the last finished epoch is saved in" in err and "run the same command again" in err
