@@ -27,7 +27,10 @@ class DataError(Exception):
 
 # ------------------------------------------------------------------ decoding
 
-def decode_image(path, height, width, detect_faces=False, face_margin=0.1):
+FACE_MARGIN = 0.1    # a found face is cropped with this share of its size on each side, as FER-2013's faces are
+
+
+def decode_image(path, height, width, detect_faces=False, face_margin=FACE_MARGIN):
     """Read one image file as a (height, width) uint8 grayscale array.
 
     Any format Pillow reads: JPEG (progressive, CMYK), PNG (RGBA, palette,
@@ -44,11 +47,16 @@ def decode_image(path, height, width, detect_faces=False, face_margin=0.1):
         if not boxes:
             print(f"note: {path}: no face found; using the whole image")
         else:
-            x, y, w, h = boxes[0]
-            m = int(max(w, h) * face_margin)
-            img = img.crop((max(x - m, 0), max(y - m, 0), min(x + w + m, img.width), min(y + h + m, img.height)))
+            img = crop_face(img, boxes[0], face_margin)
     img = img.resize((width, height), Image.Resampling.BILINEAR)
     return np.asarray(img, dtype=np.uint8)
+
+
+def crop_face(img, box, margin=FACE_MARGIN):
+    """The face at box (x, y, w, h) of a Pillow image, with margin of its size on each side, kept inside the image."""
+    x, y, w, h = box
+    m = int(max(w, h) * margin)
+    return img.crop((max(x - m, 0), max(y - m, 0), min(x + w + m, img.width), min(y + h + m, img.height)))
 
 
 def read_image(path, draft_size=None):

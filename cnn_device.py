@@ -60,7 +60,7 @@ def distribution(name):
 
 
 def _has_jax_gpu():
-    """Whether JAX has a GPU backend here (asked without making the CPU backend first)."""
+    """Whether JAX has a GPU backend here."""
     import jax
     try:
         return bool(jax.devices("gpu"))

@@ -191,9 +191,7 @@ def main(argv):
         largest.append(found[0][1])
         if annotate and options["detect_faces"] is not False and not cnn_photos.is_face_crop(colour.size, input_shape):
             os.makedirs(annotate, exist_ok=True)
-            drawn = cnn_photos.draw_faces(colour, [(f["box"], list(f["probabilities"].values())) for f in entry["faces"]],
-                                          classes)
-            drawn.save(cnn_photos.output_name(annotate, path, ""))
+            cnn_photos.draw_faces(colour, entry["faces"]).save(cnn_photos.output_name(annotate, path, ""))
     for path, (frames, rate) in videos:
         entry = video_entry(path, frames, rate, scores, classes, out, annotate, several=len(videos) > 1)
         print_row(path, None, entry)
@@ -262,9 +260,7 @@ def video_entry(path, frames, rate, scores, classes, out, annotate, several):
     if annotate:
         os.makedirs(annotate, exist_ok=True)
         from PIL import Image
-        drawn = [np.asarray(cnn_photos.draw_faces(Image.fromarray(f["rgb"]),
-                                                  [(x["box"], list(x["probabilities"].values())) for x in f["faces"]],
-                                                  classes)) for f in frames]
+        drawn = [np.asarray(cnn_photos.draw_faces(Image.fromarray(f["rgb"]), f["faces"])) for f in frames]
         entry["annotated"] = cnn_photos.output_name(annotate, str(path), ".mp4")
         cnn_photos.write_video(drawn, rate, entry["annotated"])
     for frame in frames:

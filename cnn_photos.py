@@ -15,7 +15,6 @@ from PIL import Image, ImageDraw, ImageFont
 import cnn_data
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv")
-FACE_MARGIN = 0.1        # of the face's size on each side, as decode_image crops
 
 
 def is_face_crop(size, input_shape):
@@ -37,12 +36,7 @@ def faces_in(grey, input_shape, detect, where):
     if not boxes:
         print(f"note: {where}: no face found; using the whole image")
         return whole
-    faces = []
-    for x, y, w, h in boxes:
-        m = int(max(w, h) * FACE_MARGIN)
-        crop = grey.crop((max(x - m, 0), max(y - m, 0), min(x + w + m, grey.width), min(y + h + m, grey.height)))
-        faces.append(([x, y, w, h], _resized(crop, width, height)))
-    return faces
+    return [(list(box), _resized(cnn_data.crop_face(grey, box), width, height)) for box in boxes]
 
 
 def _resized(img, width, height):
@@ -88,18 +82,17 @@ def video_frames(source, fps, keep_colour=False):
     return frames, rate / step
 
 
-def draw_faces(colour, faces, classes):
+def draw_faces(colour, faces):
     """A copy of an RGB image with each face's box, class and confidence drawn on it.
-    faces: (box, probabilities) pairs."""
+    faces: entries of eval.json ({"box": [x, y, w, h], "predicted": ..., "probabilities": {...}})."""
     picture = colour.copy()
     pen = ImageDraw.Draw(picture)
     thickness = max(2, min(picture.size) // 150)
     font = ImageFont.load_default(size=max(12, min(picture.size) // 30))
-    for box, probabilities in faces:
-        x, y, w, h = box
-        k = int(np.argmax(probabilities))
+    for face in faces:
+        x, y, w, h = face["box"]
         pen.rectangle((x, y, x + w, y + h), outline=(255, 40, 40), width=thickness)
-        label = f"{classes[k]} {probabilities[k]:.2f}"
+        label = f"{face['predicted']} {face['probabilities'][face['predicted']]:.2f}"
         left, top, right, bottom = pen.textbbox((x, y), label, font=font)
         above = max(0, y - (bottom - top) - 2 * thickness)
         pen.rectangle((x, above, x + (right - left) + 2 * thickness, above + (bottom - top) + 2 * thickness),
