@@ -1,6 +1,7 @@
 """The callbacks that keep a training run safe and on schedule: the best epoch saved,
 the learning-rate schedule, the averaged weights validated, each epoch timed against a
-budget, the backup written whole, and Ctrl-C honoured between two batches.
+budget, the backup written whole, Ctrl-C honoured between two batches, and the model's
+random layers seeded by the epoch, so that a resumed run is the run that would have been.
 
 cnn_model.train puts them together; each one is a plain Keras callback.
 """
@@ -10,6 +11,7 @@ import signal
 import time
 
 import keras
+import numpy as np
 
 import cnn_model     # save_model and write_json (cnn_model.train imports this module in turn)
 
@@ -155,8 +157,45 @@ class CtrlC(keras.callbacks.Callback):
     on_test_batch_end = on_epoch_end = on_train_batch_end
 
 
-def learning_rate_callback(p, clock=None):
-    """"plateau": divide the rate when val_loss stalls (the FER-2013 report's "best" recipe).
+class EpochSeeds(keras.callbacks.Callback):
+    """At the start of epoch e, every random layer of the model (dropout, noise) has its
+    seed state set to [its seed, e * 2**20], so its draws are a function of (seed, epoch,
+    batch). Keras's backup keeps the weights and the optimizer but not these states: a
+    restarted run would otherwise drop out the neurons the run's first epochs dropped."""
+
+    def on_epoch_begin(self, epoch, logs=None):
+        for state in self.model.non_trainable_variables:
+            if state.name == "seed_generator_state":
+                seed = int(keras.ops.convert_to_numpy(state.value)[0])
+                state.assign(np.array([seed, (epoch << 20) & 0xFFFFFFFF], dtype=state.dtype))
+
+
+class Plateau(keras.callbacks.ReduceLROnPlateau):
+    """Keras's ReduceLROnPlateau on val_loss that, in a resumed run, first replays the epochs
+    done before (their val_loss and rate, from history.csv): its best val_loss and its count
+    of epochs without improvement then stand where the unbroken run's stood, and the rate is
+    cut at the epoch it would have been. (The rate itself is restored with the optimizer.)"""
+
+    def __init__(self, past_rows=(), **kwargs):
+        super().__init__(monitor="val_loss", mode="min", **kwargs)     # no cooldown, as Keras's default
+        self.past_rows = [r for r in past_rows if r.get("val_loss", "") not in ("", "NA")]
+
+    def on_train_begin(self, logs=None):
+        super().on_train_begin(logs)
+        self._set_monitor_op()
+        for row in self.past_rows:          # Keras's own steps of on_epoch_end, the cut aside
+            loss = float(row["val_loss"])
+            if self._is_improvement(loss, self.best):
+                self.best, self.wait = loss, 0
+            else:
+                self.wait += 1
+                if self.wait >= self.patience and float(row["learning_rate"]) > np.float32(self.min_lr):
+                    self.wait = 0           # the rate was cut after this epoch
+
+
+def learning_rate_callback(p, clock=None, past_rows=()):
+    """"plateau": divide the rate when val_loss stalls (the FER-2013 report's "best" recipe);
+    past_rows, the history of the epochs before a resume, lets it go on where it stood.
     "constant": learning_rate throughout (the reports' other networks).
     "cosine": anneal from learning_rate to min_learning_rate over `epochs`, by
     epoch number, so a resumed run and a rerun with the same seed get the same rates.
@@ -166,8 +205,7 @@ def learning_rate_callback(p, clock=None):
     on its way down. The rates then depend on the machine's speed.
     """
     if p["lr_schedule"] == "plateau":
-        return keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=p["lr_factor"],
-                                                 patience=p["lr_patience"], min_lr=p["min_learning_rate"])
+        return Plateau(past_rows, factor=p["lr_factor"], patience=p["lr_patience"], min_lr=p["min_learning_rate"])
     if p["lr_schedule"] == "constant":
         # A scheduler all the same, so that history.csv logs the rate of every epoch as under the others.
         return keras.callbacks.LearningRateScheduler(lambda epoch: p["learning_rate"])

@@ -526,113 +526,148 @@ def mix_faces(x, y, share):
     return s * x + (1 - s) * x[::-1], share[:, None] * y + (1 - share[:, None]) * y[::-1]
 
 
+def batches_per_epoch(n_images, batch_size, processes=1):
+    """Training steps an epoch: with one process the last batch may be short; with several,
+    it is left out, so that every process takes as many steps (make_dataset, shard)."""
+    return n_images // batch_size if processes > 1 else -(-n_images // batch_size)
+
+
+def seeded_augmenter(augmenter, input_shape):
+    """augment(x, step): the augmenter on one batch, its random draws a function of the
+    batch's number in the whole run (step = epoch * batches per epoch + batch).
+
+    Each random layer's seed state is [its seed, a counter]; here the counter starts at
+    16 * step for every batch (a layer draws fewer than 16 numbers a batch) instead of
+    running on from call to call. A counter that ran on would begin again when a killed run
+    is restarted; this one gives batch `step` the same flips and shifts in either run, and
+    lets the tf.data map augment batches in parallel in any order.
+    """
+    import keras
+    if not augmenter.built:
+        augmenter.build((None,) + tuple(input_shape))
+    variables = augmenter.non_trainable_variables        # the random layers' seed states
+    seeds = [int(keras.ops.convert_to_numpy(v.value)[0]) for v in variables]
+
+    def augment(x, step):
+        states = [keras.ops.stack([keras.ops.cast(seed, v.dtype), keras.ops.cast(step * 16, v.dtype)])
+                  for seed, v in zip(seeds, variables)]
+        return augmenter.stateless_call([], states, x, training=True)[0]
+
+    return augment
+
+
 def make_dataset(images, labels, n_classes, batch_size, training=False, augmenter=None, seed=0, mixup=0.0,
-                 shard=(0, 1)):
+                 shard=(0, 1), epochs=(0, 1)):
     """A tf.data pipeline over in-memory arrays: shuffle, batch, augment, prefetch.
 
     Pixels stay 0..255 here; the model's first layer rescales them to 0..1,
     so a saved model takes plain pixel values. Labels (class indices) become one-hot
     vectors for categorical cross-entropy; with mixup > 0, blends of two of them.
     Labels given as one row of probabilities per face (a teacher's targets) stay as they are.
+
+    Training batches come as one stream over the epochs epochs[0] .. epochs[1] - 1, to fit
+    with steps_per_epoch=batches_per_epoch(...). Each epoch's order of faces is drawn from
+    (seed, epoch), and each batch's augmentation and mixup from (seed, its step in the run):
+    nothing comes from a random stream that a restart would begin again, so a run resumed at
+    epoch e (epochs=(e, ...)) sees the very batches the unbroken run saw from epoch e on.
+
     shard=(i, n): process i of n takes its n-th of each global batch of batch_size (every
-    process shuffles with the same seed, so the global batches are the same in each), and
-    a last, short batch is left out, so that every process takes as many steps.
+    process draws the same order, so the global batches are the same in each), and a last,
+    short batch is left out, so that every process takes as many steps.
     """
-    try:
-        import tensorflow as tf
-    except ImportError:         # Keras on JAX or PyTorch, e.g. a GPU machine without TensorFlow
-        return array_batches(images, labels, n_classes, batch_size, training, augmenter, seed, mixup, shard)
-    ds = tf.data.Dataset.from_tensor_slices((images, labels))
-    if training:
-        ds = ds.shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
+    import keras
+    if keras.backend.backend() != "tensorflow":     # Keras on JAX, e.g. a GPU machine without TensorFlow:
+        # its augmenter's seeds live in JAX arrays, which a tf.data map cannot take.
+        return array_batches(images, labels, n_classes, batch_size, training, augmenter, seed, mixup, shard, epochs)
+    import tensorflow as tf
     process, processes = shard
-    ds = ds.batch(batch_size, drop_remainder=processes > 1)
-    if processes > 1:
-        share = batch_size // processes
-        ds = ds.map(lambda x, y: (x[process * share:(process + 1) * share], y[process * share:(process + 1) * share]))
-    def to_float(x, y):
-        return tf.cast(x, tf.float32), (y if labels.ndim == 2 else tf.one_hot(y, n_classes))
-    ds = ds.map(to_float, num_parallel_calls=tf.data.AUTOTUNE)
+    share = batch_size // processes
+    steps = batches_per_epoch(len(images), batch_size, processes)
+    all_faces, all_labels = tf.constant(images), tf.constant(labels)
+
+    def one_epoch(epoch):
+        order = tf.range(len(images), dtype=tf.int64)
+        if training:
+            order = tf.random.experimental.stateless_shuffle(order, seed=tf.stack([tf.constant(seed, tf.int64), epoch]))
+        batches = tf.data.Dataset.from_tensor_slices(order).batch(batch_size, drop_remainder=processes > 1)
+        return tf.data.Dataset.zip(batches, tf.data.Dataset.range(epoch * steps, (epoch + 1) * steps))
+
+    def faces_of(index, step):
+        if processes > 1:                                   # this process's share of the global batch
+            index = index[process * share:(process + 1) * share]
+        y = tf.gather(all_labels, index)
+        return tf.cast(tf.gather(all_faces, index), tf.float32), (y if labels.ndim == 2 else tf.one_hot(y, n_classes)), step
+
+    first, last = epochs if training else (0, 1)
+    ds = tf.data.Dataset.range(first, last).flat_map(one_epoch).map(faces_of, num_parallel_calls=tf.data.AUTOTUNE)
     if augmenter is not None:
         # On CPU, augment in the dataset map, so it runs alongside training.
-        ds = ds.map(lambda x, y: (augmenter(x, training=True), y), num_parallel_calls=tf.data.AUTOTUNE)
+        augment = seeded_augmenter(augmenter, images.shape[1:])
+        ds = ds.map(lambda x, y, step: (augment(x, step), y, step), num_parallel_calls=tf.data.AUTOTUNE)
     if mixup > 0:
-        # Beta(a, a) as g1 / (g1 + g2) of two Gamma(a) draws. Their seeds come from a
-        # seeded stream that changes every epoch, so the run stays reproducible.
-        def mix(batch, seeds):
-            x, y = tf.cast(batch[0], tf.float32), batch[1]   # bfloat16 from the augmenter under mixed_bfloat16
-            g1 = tf.random.stateless_gamma(tf.shape(x)[:1], seeds[:2], alpha=mixup)
-            g2 = tf.random.stateless_gamma(tf.shape(x)[:1], seeds[2:], alpha=mixup)
-            return mix_faces(x, y, g1 / (g1 + g2))
-        seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(4)
-        ds = tf.data.Dataset.zip((ds, seeds)).map(mix, num_parallel_calls=tf.data.AUTOTUNE)
+        # Beta(a, a) as g1 / (g1 + g2) of two Gamma(a) draws, seeded by the batch's step in the run.
+        def mix(x, y, step):
+            x = tf.cast(x, tf.float32)                     # bfloat16 from the augmenter under mixed_bfloat16
+            g1 = tf.random.stateless_gamma(tf.shape(x)[:1], tf.stack([tf.constant(seed, tf.int64), 2 * step]), alpha=mixup)
+            g2 = tf.random.stateless_gamma(tf.shape(x)[:1], tf.stack([tf.constant(seed, tf.int64), 2 * step + 1]), alpha=mixup)
+            return mix_faces(x, y, g1 / (g1 + g2)) + (step,)
+        ds = ds.map(mix, num_parallel_calls=tf.data.AUTOTUNE)
+    ds = ds.map(lambda x, y, step: (x, y))
     # tf.data's autotuner off, its parallelism kept (AUTOTUNE then means one call per core).
-    # Keras makes a new iterator every epoch, and the old one's autotune thread can hold the
-    # next epoch back while it sleeps out its period. On a 2-core Xeon with mixup, 12 of 27
-    # fer_sota epochs waited about 40 s each, 27 % of the run; bench.py's table 6 measures it.
+    # Keras makes a new iterator every epoch for the validation set, and the old one's autotune
+    # thread could hold the next epoch back while it slept out its period. On a 2-core Xeon with
+    # mixup, 12 of 27 fer_sota epochs waited about 40 s each, 27 % of the run (bench.py's table 6).
     options = tf.data.Options()
     options.autotune.enabled = False
     return ds.prefetch(tf.data.AUTOTUNE).with_options(options)
 
 
 def array_batches(images, labels, n_classes, batch_size, training=False, augmenter=None, seed=0, mixup=0.0,
-                  shard=(0, 1)):
+                  shard=(0, 1), epochs=(0, 1)):
     """The batches of make_dataset without TensorFlow: a keras.utils.PyDataset
     over the same in-memory arrays, so Keras trains on any backend (JAX on a GPU).
 
-    Each epoch takes a new seeded order of the images; the augmenter runs on each
-    batch as it is drawn, on whatever device the backend computes on.
+    As there, training batches run over the epochs epochs[0] .. epochs[1] - 1 (fit with
+    steps_per_epoch), each epoch's order drawn from (seed, epoch) and each batch's
+    augmentation and mixup from (seed, step); the augmenter runs on each batch as it is
+    drawn, on whatever device the backend computes on.
     """
     import keras
-    if augmenter is not None and keras.backend.backend() == "jax":
-        augmenter = compiled_augmenter(augmenter)
+    process, processes = shard
+    steps = batches_per_epoch(len(images), batch_size, processes)
+    first, last = epochs if training else (0, 1)
+    augment = seeded_augmenter(augmenter, images.shape[1:]) if augmenter is not None else None
+    if augment is not None and keras.backend.backend() == "jax":
+        # One compiled function: called eagerly, its dozens of small ops made a fer_sota
+        # training step take 52-56 ms on an H100 instead of 5-6.
+        import jax
+        augment = jax.jit(augment)
 
     class ArrayBatches(keras.utils.PyDataset):
-        def __init__(self):
-            super().__init__()
-            self.rng = np.random.default_rng(seed)
-            self.order = self.rng.permutation(len(images)) if training else np.arange(len(images))
-
         def __len__(self):
-            if shard[1] > 1:
-                return len(images) // batch_size                    # as many full global batches in each process
-            return (len(images) + batch_size - 1) // batch_size     # the last batch may be short
+            return steps * (last - first)
+
+        def order(self, epoch):
+            if not training:
+                return np.arange(len(images))
+            if getattr(self, "epoch", None) != epoch:        # drawn once an epoch
+                self.epoch, self.epoch_order = epoch, np.random.default_rng((seed, epoch)).permutation(len(images))
+            return self.epoch_order
 
         def __getitem__(self, i):
-            index = self.order[i * batch_size:(i + 1) * batch_size]
-            if shard[1] > 1:                                         # this process's share of the global batch
-                share = batch_size // shard[1]
-                index = index[shard[0] * share:(shard[0] + 1) * share]
+            step = first * steps + i
+            b = step % steps
+            index = self.order(step // steps)[b * batch_size:(b + 1) * batch_size]
+            if processes > 1:                                # this process's share of the global batch
+                share = batch_size // processes
+                index = index[process * share:(process + 1) * share]
             x = images[index].astype(np.float32)
-            if augmenter is not None:
-                x = augmenter(x, training=True)
+            if augment is not None:
+                x = augment(x, step)
             y = labels[index] if labels.ndim == 2 else np.eye(n_classes, dtype=np.float32)[labels[index]]
             if mixup > 0:
                 x = keras.ops.cast(x, "float32")      # bfloat16 from the augmenter under mixed_bfloat16
-                x, y = mix_faces(x, y, self.rng.beta(mixup, mixup, len(index)).astype(np.float32))
+                x, y = mix_faces(x, y, np.random.default_rng((seed, step)).beta(mixup, mixup, len(index)).astype(np.float32))
             return x, y
 
-        def on_epoch_end(self):
-            if training:
-                self.order = self.rng.permutation(len(images))
-
     return ArrayBatches()
-
-
-def compiled_augmenter(augmenter):
-    """On JAX, the augmenter as one compiled function. Called eagerly, its dozens of
-    small ops made a fer_sota training step take 52-56 ms on an H100 instead of 5-6.
-    The layers' random-seed state is carried from call to call, as it is eagerly."""
-    import jax
-    step = jax.jit(lambda state, x: augmenter.stateless_call([], state, x, training=True))
-    state = None
-
-    def augment(x, training=True):
-        nonlocal state
-        if state is None:
-            augmenter(x[:1], training=True)       # builds the layers (and their seed state)
-            state = [v.value for v in augmenter.non_trainable_variables]
-        x, state = step(state, x)
-        return x
-
-    return augment

@@ -261,7 +261,7 @@ def load_models(paths):
 # ------------------------------------------------------------------ train
 
 
-def train(model, train_ds, val_ds, p, classes, class_weight=None):
+def train(model, train_ds, val_ds, p, classes, class_weight=None, steps_per_epoch=None):
     """model.fit with the callbacks that keep a run safe, resuming an interrupted one.
 
     out_dir/backup holds the state of the last finished epoch (cnn_callbacks.AtomicBackup):
@@ -270,6 +270,12 @@ def train(model, train_ds, val_ds, p, classes, class_weight=None):
     When training ends, backup/finished.json says so, and the backup stays until
     the caller has evaluated the model (clear_backup): a crash or Ctrl-C during
     the evaluation then reruns the evaluation, not hours of training.
+
+    A resumed run is the run that would have been: train_ds starts at the first epoch not
+    backed up and draws every batch from (seed, epoch, batch) (cnn_data.make_dataset, one
+    stream of steps_per_epoch batches an epoch); the model's dropout and noise are seeded by
+    the epoch (EpochSeeds); the plateau schedule replays the epochs done. On the same machine
+    it ends with the weights and metrics of the same command never interrupted.
     """
     out = p["out_dir"]
     os.makedirs(out, exist_ok=True)
@@ -292,7 +298,8 @@ def train(model, train_ds, val_ds, p, classes, class_weight=None):
         # logs before the history row is written, and the history row and the best
         # model are written before the backup, so a kill in between redoes the
         # epoch rather than losing its row.
-        cnn_callbacks.learning_rate_callback(p, clock),
+        cnn_callbacks.EpochSeeds(),
+        cnn_callbacks.learning_rate_callback(p, clock, rows),
         cnn_callbacks.AveragedValidation(),
         clock,
         keras.callbacks.CSVLogger(history_path, append=True),
@@ -307,8 +314,8 @@ def train(model, train_ds, val_ds, p, classes, class_weight=None):
     previous = {s: signal.signal(s, ctrl_c.press) for s in ctrl_c.SIGNALS} if in_main_thread else {}
     try:
         # shuffle=False: the tf.data pipeline shuffles (Keras would only warn that it cannot).
-        model.fit(train_ds, validation_data=val_ds, epochs=p["epochs"], class_weight=class_weight,
-                  callbacks=callbacks, shuffle=False, verbose=2)
+        model.fit(train_ds, validation_data=val_ds, epochs=p["epochs"], steps_per_epoch=steps_per_epoch,
+                  class_weight=class_weight, callbacks=callbacks, shuffle=False, verbose=2)
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)

@@ -81,7 +81,8 @@ def main(argv):
     #    last finished epoch's model.keras, metrics.json and backup stay readable.
     try:
         try:
-            history = cnn_model.train(model, train_ds, val_ds, p, classes, weights)
+            history = cnn_model.train(model, train_ds, val_ds, p, classes, weights,
+                                      cnn_data.batches_per_epoch(len(y_fit), batch, processes))
         except KeyboardInterrupt as signal_name:
             stopped = f"stopped by {signal_name}" if str(signal_name) == "SIGTERM" else "interrupted"
             sys.exit(f"\n{stopped}: the last finished epoch is saved in {os.path.join(p['out_dir'], 'backup')}; "
@@ -354,25 +355,20 @@ def print_results(metrics, p):
 
 
 def training_batches(images, labels, n_classes, batch, p, shard=(0, 1)):
-    """The shuffled, live-augmented training batches, and a picture of the
-    augmentation in out_dir (drawn first: that call also builds the layers).
+    """The shuffled, live-augmented training batches of the epochs still to train, and a
+    picture of the augmentation in out_dir.
 
-    A resumed run draws its orders and augmentations from a seed moved on by the
-    epochs already done, and a fine-tune (init_model) from one moved off the
-    base run's, whose split it must keep. Built again from the run's own seed, the pipeline would
-    replay the first epochs' batches face for face: a fer_sota run resumed after
-    12 epochs saw epochs 1-12 again as 13-24, and its training accuracy fell by
-    5 points when new batches came at epoch 25.
+    They start at the first epoch not backed up, and every batch is drawn from (seed,
+    epoch, batch), so a resumed run sees what the unbroken run saw. A fine-tune (init_model)
+    keeps the base run's seed (it keeps the split), and draws its batches from one moved off it.
     """
     import cnn_model
-    seed = p["seed"] + 1000 * cnn_model.finished_epochs(p["out_dir"])   # the layers use seed .. seed + 4
-    if p["init_model"]:
-        seed += 500         # a fine-tune, with the base run's seed (it keeps the split), draws other batches
+    seed = p["seed"] + (500 if p["init_model"] else 0)
     augmenter = cnn_data.live_augmenter(p, seed) if p["live_augment"] else None
     if augmenter is not None:
         plot_augmented(images, augmenter, os.path.join(p["out_dir"], "augmented_examples.png"), p["seed"])
-    return cnn_data.make_dataset(images, labels, n_classes, batch, training=True,
-                                 augmenter=augmenter, seed=seed, mixup=p["mixup"], shard=shard)
+    return cnn_data.make_dataset(images, labels, n_classes, batch, training=True, augmenter=augmenter, seed=seed,
+                                 mixup=p["mixup"], shard=shard, epochs=(cnn_model.finished_epochs(p["out_dir"]), p["epochs"]))
 
 
 def score_augmented(model, images, labels, classes, p):

@@ -292,32 +292,35 @@ def test_array_batches_shuffle_augment_and_train_like_the_tf_pipeline():
     images = np.zeros((n, size, size, 1), np.uint8)
     images[:, :, :, 0] = (np.arange(n) % 250)[:, None, None]      # pixel value = which image
     images[labels == 1, 20:28, 20:28] = 255                          # class 1: a bright square
-    batches = cnn_data.array_batches(images, labels, 2, 64, training=True, seed=3)
-    assert len(batches) == 4                                         # 64 + 64 + 64 + 8
+    batches = cnn_data.array_batches(images, labels, 2, 64, training=True, seed=3, epochs=(0, 2))
+    assert len(batches) == 8                                         # 64 + 64 + 64 + 8, twice
     x, y = batches[3]
     assert x.shape == (8, size, size, 1) and y.shape == (8, 2)
 
-    def one_epoch():
-        xs, ys = zip(*(batches[i] for i in range(len(batches))))
+    def epoch(batches, e, steps=4):
+        xs, ys = zip(*(batches[i] for i in range(e * steps, (e + 1) * steps)))
         return np.concatenate([np.asarray(x) for x in xs]), np.concatenate(ys)
 
-    first, first_y = one_epoch()
+    first, first_y = epoch(batches, 0)
     assert sorted(first[:, 0, 0, 0]) == sorted(images[:, 0, 0, 0].astype(np.float32))   # each image once
     assert np.array_equal(first_y.argmax(1), first[:, 0, 0, 0].astype(int) % 250 % 2)   # labels follow
-    batches.on_epoch_end()
-    second, _ = one_epoch()
+    second, _ = epoch(batches, 1)
     assert not np.array_equal(first[:, 0, 0, 0], second[:, 0, 0, 0])                    # a new order
+    resumed = cnn_data.array_batches(images, labels, 2, 64, training=True, seed=3, epochs=(1, 2))
+    assert np.array_equal(epoch(resumed, 0)[0], second)              # a run resumed at epoch 1 sees epoch 1
 
     p = cnn_params.get_params(["--experiment=fer_sota"])
     augmented = cnn_data.array_batches(images, labels, 2, 64, augmenter=cnn_data.live_augmenter(p, 1))
-    x0, x1 = np.asarray(augmented[0][0]), np.asarray(augmented[0][0])
-    assert x0.shape == (64, size, size, 1) and not np.allclose(x0, x1)                  # fresh draws
+    x0, again = np.asarray(augmented[0][0]), np.asarray(augmented[0][0])
+    assert x0.shape == (64, size, size, 1) and np.allclose(x0, again)                   # batch 0's own draws
+    assert not np.allclose(x0, images[:64])                                              # augmented
     assert np.allclose(np.sort(x0[1].ravel())[:100], 1)     # flips, shifts: still image 1's pixels
 
     keras.utils.set_random_seed(0)
     model = cnn_model.build_model(cnn_params.PRESETS["conv3"], (size, size, 1), 2)
     cnn_model.compile_model(model, cnn_params.get_params(["--learning_rate=0.001"]))
-    model.fit(batches, epochs=8, verbose=0)
+    model.fit(cnn_data.array_batches(images, labels, 2, 64, training=True, seed=3, epochs=(0, 8)),
+              epochs=8, steps_per_epoch=4, verbose=0)
     predicted = cnn_model.predict(model, images).argmax(1)
     assert (predicted == labels).mean() > 0.9
 
@@ -368,13 +371,13 @@ def test_mixup_blends_each_face_with_a_partner_and_its_label_alike(pipeline):
     labels = np.arange(n) % 2
     images = (labels * 200).astype(np.uint8)[:, None, None, None] * np.ones((1, 8, 8, 1), np.uint8)
 
-    def one_epoch(batches):
+    def epochs(batches, steps=4):
         pairs = [batches[i] for i in range(len(batches))] if pipeline == "arrays" else list(batches)
-        return (np.concatenate([np.asarray(x, np.float32) for x, _ in pairs]),
-                np.concatenate([np.asarray(y, np.float32) for _, y in pairs]))
+        return [(np.concatenate([np.asarray(x, np.float32) for x, _ in pairs[e:e + steps]]),
+                 np.concatenate([np.asarray(y, np.float32) for _, y in pairs[e:e + steps]]))
+                for e in range(0, len(pairs), steps)]
 
-    batches = make(images, labels, 2, 64, training=True, seed=4, mixup=0.4)
-    x, y = one_epoch(batches)
+    (x, y), (x2, y2) = epochs(make(images, labels, 2, 64, training=True, seed=4, mixup=0.4, epochs=(0, 2)))
     assert x.shape == (n, 8, 8, 1) and y.shape == (n, 2)
     assert np.allclose(y.sum(1), 1)                                  # still a distribution
     assert np.allclose(x[:, 0, 0, 0] / 200, y[:, 1], atol=1e-4)      # the label follows the pixels
@@ -382,13 +385,11 @@ def test_mixup_blends_each_face_with_a_partner_and_its_label_alike(pipeline):
     share = y[:, 1]
     blended = (share > 0.02) & (share < 0.98)
     assert 0.2 < blended.mean() < 0.9                                # Beta(0.4, 0.4): most near an end, some mixed
-    if pipeline == "arrays":
-        batches.on_epoch_end()
-    x2, y2 = one_epoch(batches)
     assert not np.allclose(y, y2)                                    # new draws every epoch
-    # The same seed draws the same blends; mixup=0 leaves one-hot labels.
-    assert np.allclose(one_epoch(make(images, labels, 2, 64, training=True, seed=4, mixup=0.4))[1], y)
-    plain = one_epoch(make(images, labels, 2, 64, training=True, seed=4))[1]
+    # The same seed draws the same blends, also for a run resumed at epoch 1; mixup=0 leaves one-hot labels.
+    assert np.allclose(epochs(make(images, labels, 2, 64, training=True, seed=4, mixup=0.4))[0][1], y)
+    assert np.allclose(epochs(make(images, labels, 2, 64, training=True, seed=4, mixup=0.4, epochs=(1, 2)))[0][1], y2)
+    plain = epochs(make(images, labels, 2, 64, training=True, seed=4))[0][1]
     assert set(np.unique(plain)) == {0.0, 1.0}
 
 

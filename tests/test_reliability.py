@@ -141,3 +141,88 @@ def test_a_full_disk_while_saving_keeps_the_last_epochs_files_and_stops_in_one_l
     assert classes == ["bright", "dark"]
     assert cnn_model.finished_epochs(str(out)) == 1                         # the backup of that epoch
     assert not [f for f in os.listdir(out) if f.endswith(".tmp") or f.startswith("tmp")]
+
+
+# ------------------------------------------------------------------ an exact resume
+
+# Started in place of `python cnn_run.py ...`: the same run, which SIGKILLs itself at one point.
+KILLER = """
+import os, signal, sys
+sys.path.insert(0, {repo!r})
+import cnn_callbacks, cnn_model, cnn_run
+point, epoch = sys.argv[1], [0]
+def die():
+    os.kill(os.getpid(), signal.SIGKILL)
+def on_epoch_begin(self, e, logs=None):
+    epoch[0] = e
+cnn_callbacks.CtrlC.on_epoch_begin = on_epoch_begin
+if point == "mid_epoch":          # the second epoch's third batch
+    after_batch = cnn_callbacks.CtrlC.on_train_batch_end
+    def on_train_batch_end(self, batch, logs=None):
+        if epoch[0] == 1 and batch == 2:
+            die()
+        after_batch(self, batch, logs)
+    cnn_callbacks.CtrlC.on_train_batch_end = on_train_batch_end
+if point == "between_epochs":     # the second epoch's history row and model.keras written, not its backup
+    save = cnn_callbacks.AtomicBackup._save_model
+    def _save_model(self):
+        if epoch[0] == 1:
+            die()
+        save(self)
+    cnn_callbacks.AtomicBackup._save_model = _save_model
+if point == "evaluation":         # training finished; the saved model scored on the first split
+    predict = cnn_model.predict
+    def dying_predict(*args, **kwargs):
+        predict(*args, **kwargs)
+        die()
+    evaluate = cnn_run.evaluate
+    def dying_evaluate(*args, **kwargs):
+        cnn_model.predict = dying_predict
+        return evaluate(*args, **kwargs)
+    cnn_run.evaluate = dying_evaluate
+cnn_run.main(sys.argv[2:])
+"""
+
+
+def _outcome(out_dir):
+    """What a run leaves that must not depend on being killed: the best model's weights,
+    metrics.json but for its clock readings, and history.csv but for each epoch's seconds."""
+    import csv
+    model, _, _ = cnn_model.load_model(str(out_dir / "model.keras"))
+    metrics = json.loads((out_dir / "metrics.json").read_text())
+    for clock in ("wall_time_s", "training_time_s"):
+        metrics.pop(clock)
+    with open(out_dir / "history.csv") as f:
+        history = [{k: v for k, v in row.items() if k != "seconds"} for row in csv.DictReader(f)]
+    return model.get_weights(), metrics, history
+
+
+def test_a_run_killed_anywhere_ends_as_the_unbroken_run_does(demo_dir, tmp_path):
+    """SIGKILL mid-epoch, between two epochs and during the final evaluation: the same
+    command started again ends with the very weights, metrics and history of the run
+    never interrupted. The run has the randomness a run can have: shuffling, live
+    augmentation, mixup, dropout, batch norm's moving statistics, and the plateau schedule
+    (whose replay of the epochs before a resume the next test checks)."""
+    args = [f"--data_dir={demo_dir}", "--preset=fer_sota_narrow", "--epochs=3", "--batch_size=32",
+            "--augment_dataset=False", "--live_augment=True", "--mixup=0.2", "--learning_rate=0.01",
+            "--lr_schedule=plateau", "--lr_patience=1", "--lr_factor=0.5"]
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    unbroken = run_script("cnn_run.py", *args, f"--out_dir={tmp_path / 'unbroken'}", cwd=tmp_path)
+    assert unbroken.returncode == 0, unbroken.stderr[-2000:]
+    weights, metrics, history = _outcome(tmp_path / "unbroken")
+    assert len(history) == 3
+    for point in ("mid_epoch", "between_epochs", "evaluation"):
+        out = tmp_path / point
+        killed = subprocess.run([sys.executable, "-c", KILLER.format(repo=REPO), point, *args, f"--out_dir={out}"],
+                                cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+        assert killed.returncode == -signal.SIGKILL, (point, killed.stderr[-2000:])
+        assert not (out / "metrics.json").exists() or point == "evaluation"
+        resumed = run_script("cnn_run.py", *args, f"--out_dir={out}", cwd=tmp_path)
+        assert resumed.returncode == 0, (point, resumed.stderr[-2000:])
+        said = {"mid_epoch": "resuming from", "between_epochs": "resuming from",
+                "evaluation": "training already finished"}[point]
+        assert said in resumed.stdout, (point, resumed.stdout[-2000:])
+        again_weights, again_metrics, again_history = _outcome(out)
+        assert again_history == history, point
+        assert again_metrics == metrics, point
+        assert all(np.array_equal(a, b) for a, b in zip(again_weights, weights)), point

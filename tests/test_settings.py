@@ -131,6 +131,37 @@ def test_the_plateau_schedule_cuts_by_its_factor_after_its_patience_down_to_its_
     assert rates == pytest.approx([1e-2, 1e-2, 5e-3, 5e-3, 2.5e-3, 2.5e-3, 2e-3, 2e-3])
 
 
+
+def test_the_plateau_schedule_of_a_resumed_run_cuts_where_the_unbroken_ones_does():
+    """ReduceLROnPlateau counts the epochs without improvement in memory. Resumed after
+    epoch k, it replays epochs 0..k-1 from history.csv, so the rate of every later epoch is
+    the unbroken run's; without the replay (a fresh count), some resumes cut later."""
+    losses = [1.0, 0.9, 0.95, 0.97, 0.8, 0.85, 0.79, 0.83, 0.84, 0.86, 0.87, 0.7, 0.75]
+    p = {"lr_schedule": "plateau", "lr_factor": 0.5, "lr_patience": 2, "min_learning_rate": 1e-4,
+         "learning_rate": 1e-2}
+
+    def rates(resume_at, replay=True):
+        model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(2)])
+        model.compile(optimizer=keras.optimizers.Adam(1e-2), loss="mse")    # the backup restores its rate
+        rows, out = [], []
+        for epoch, loss in enumerate(losses):
+            if epoch in (0, resume_at):     # a new process: the callback built again from the history so far
+                schedule = cnn_callbacks.learning_rate_callback(p, past_rows=rows if replay else ())
+                schedule.set_model(model)
+                schedule.on_train_begin()
+            logs = {"val_loss": loss}
+            schedule.on_epoch_end(epoch, logs)
+            rows.append({"val_loss": str(loss), "learning_rate": str(logs["learning_rate"])})
+            out.append(float(keras.ops.convert_to_numpy(model.optimizer.learning_rate)))
+        return out
+
+    unbroken = rates(None)
+    assert unbroken[-1] < unbroken[0]                                 # it does cut, more than once
+    assert len(set(unbroken)) >= 3
+    for k in range(1, len(losses)):
+        assert rates(k) == unbroken, k
+    assert any(rates(k, replay=False) != unbroken for k in range(1, len(losses)))
+
 # ------------------------------------------------------------------ the plots, by what they draw
 
 @pytest.fixture
