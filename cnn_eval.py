@@ -8,6 +8,7 @@
     python cnn_eval.py --tta=crops                      # ten-crop: 4 corners and centre, each mirrored
     python cnn_eval.py --detect_faces=False photo.jpg   # the whole image is the face (default auto: found in photos)
     python cnn_eval.py --annotate=DIR photo.jpg         # where the copies with boxes go (default annotated/)
+    python cnn_eval.py --hide_faces=True group.jpg      # those copies with each face pixelated, to share them
     python cnn_eval.py --fps=5 clip.mp4                 # frames scored per second of video (default 2)
     python cnn_eval.py --camera=0                       # a webcam, live, until Ctrl-C
     python cnn_eval.py --model=a.keras,b.keras          # an ensemble: the models' probabilities averaged
@@ -41,7 +42,7 @@ import cnn_photos
 HERE = os.path.dirname(os.path.abspath(__file__))
 SHIPPED = os.path.join(HERE, "pretrained", "fer2013.keras")
 OPTIONS = {"model": "", "images": "test_images", "out": "", "tta": "none", "detect_faces": "auto",
-           "annotate": "", "fps": "2", "camera": ""}
+           "annotate": "", "hide_faces": "False", "fps": "2", "camera": ""}
 SHEET_MAX = 64    # faces drawn on eval.png
 
 
@@ -64,6 +65,9 @@ def parse_args(argv):
     if options["detect_faces"] not in ("auto", "True", "False"):
         sys.exit(f"error: --detect_faces={options['detect_faces']}: expected auto, True or False")
     options["detect_faces"] = {"auto": "auto", "True": True, "False": False}[options["detect_faces"]]
+    if options["hide_faces"] not in ("True", "False"):
+        sys.exit(f"error: --hide_faces={options['hide_faces']}: expected True or False")
+    options["hide_faces"] = options["hide_faces"] == "True"
     try:
         options["fps"] = float(options["fps"])
         assert options["fps"] > 0
@@ -191,9 +195,11 @@ def main(argv):
         largest.append(found[0][1])
         if annotate and options["detect_faces"] is not False and not cnn_photos.is_face_crop(colour.size, input_shape):
             os.makedirs(annotate, exist_ok=True)
-            cnn_photos.draw_faces(colour, entry["faces"]).save(cnn_photos.output_name(annotate, path, ""))
+            cnn_photos.draw_faces(colour, entry["faces"], options["hide_faces"]).save(
+                cnn_photos.output_name(annotate, path, ""))
     for path, (frames, rate) in videos:
-        entry = video_entry(path, frames, rate, scores, classes, out, annotate, several=len(videos) > 1)
+        entry = video_entry(path, frames, rate, scores, classes, out, annotate, several=len(videos) > 1,
+                            hide=options["hide_faces"])
         print_row(path, None, entry)
         predictions.append(entry)
 
@@ -243,10 +249,10 @@ def read_video(path, options, input_shape):
     return frames, rate
 
 
-def video_entry(path, frames, rate, scores, classes, out, annotate, several):
+def video_entry(path, frames, rate, scores, classes, out, annotate, several, hide=False):
     """A video's entry in eval.json: every sampled frame's faces; its own answer the class of the
     highest mean probability over the frames' largest faces. Writes its timeline plot, and with
-    annotate, a copy of the sampled frames with the boxes drawn."""
+    annotate, a copy of the sampled frames with the boxes drawn (hide: each face pixelated)."""
     for frame in frames:
         frame["faces"] = [face_entry(box, next(scores), classes) for box, _ in frame.pop("found")]
     mean = np.mean([[f["faces"][0]["probabilities"][c] for c in classes] for f in frames if f["faces"]] or
@@ -260,7 +266,7 @@ def video_entry(path, frames, rate, scores, classes, out, annotate, several):
     if annotate:
         os.makedirs(annotate, exist_ok=True)
         from PIL import Image
-        drawn = [np.asarray(cnn_photos.draw_faces(Image.fromarray(f["rgb"]), f["faces"])) for f in frames]
+        drawn = [np.asarray(cnn_photos.draw_faces(Image.fromarray(f["rgb"]), f["faces"], hide)) for f in frames]
         entry["annotated"] = cnn_photos.output_name(annotate, str(path), ".mp4")
         cnn_photos.write_video(drawn, rate, entry["annotated"])
     for frame in frames:

@@ -82,10 +82,16 @@ def video_frames(source, fps, keep_colour=False):
     return frames, rate / step
 
 
-def draw_faces(colour, faces):
+def draw_faces(colour, faces, hide=False):
     """A copy of an RGB image with each face's box, class and confidence drawn on it.
-    faces: entries of eval.json ({"box": [x, y, w, h], "predicted": ..., "probabilities": {...}})."""
+    faces: entries of eval.json ({"box": [x, y, w, h], "predicted": ..., "probabilities": {...}}).
+    hide: each face pixelated first (10 x 10 blocks), to share the answer without the face."""
     picture = colour.copy()
+    if hide:
+        for face in faces:
+            x, y, w, h = face["box"]
+            blocks = picture.crop((x, y, x + w, y + h)).resize((10, 10), Image.BOX)
+            picture.paste(blocks.resize((w, h), Image.NEAREST), (x, y))
     pen = ImageDraw.Draw(picture)
     thickness = max(2, min(picture.size) // 150)
     font = ImageFont.load_default(size=max(12, min(picture.size) // 30))

@@ -161,3 +161,28 @@ def test_the_png_with_a_bad_colour_profile_checksum_is_read_without_tensorflow(e
     monkeypatch.setattr(cnn_data, "_open_with_tensorflow", lambda path: None)     # as on a JAX-only machine
     pixels = cnn_data.decode_image(os.path.join(external_faces, "angry", "raiva.png"), 48, 48)
     assert pixels.shape == (48, 48) and pixels.std() > 20
+
+
+def test_hidden_faces_are_pixelated_in_the_annotated_copy_and_nothing_else_changes(external_faces, tmp_path):
+    """--hide_faces=True: each found face of the annotated copy is 10 x 10 blocks of one colour, so the
+    copy can be shared without the faces; the boxes and labels are drawn as before, and eval.json is unchanged."""
+    _group_photo(external_faces, tmp_path / "group.jpg")
+    plain = run_script("cnn_eval.py", "group.jpg", "--out=plain.json", "--annotate=plain", cwd=tmp_path)
+    hidden = run_script("cnn_eval.py", "group.jpg", "--out=hidden.json", "--annotate=hidden", "--hide_faces=True",
+                        cwd=tmp_path)
+    assert plain.returncode == 0 and hidden.returncode == 0, hidden.stderr[-2000:]
+    (entry,) = json.loads((tmp_path / "hidden.json").read_text())["predictions"]
+    assert entry["faces"] == json.loads((tmp_path / "plain.json").read_text())["predictions"][0]["faces"]
+    shown = np.asarray(Image.open(tmp_path / "plain" / "group.jpg").convert("RGB")).astype(int)
+    drawn = np.asarray(Image.open(tmp_path / "hidden" / "group.jpg").convert("RGB")).astype(int)
+    for face in entry["faces"]:
+        x, y, w, h = face["box"]
+        inside = drawn[y + h // 4:y + 3 * h // 4, x + w // 4:x + 3 * w // 4]      # clear of the box and its label
+        block = drawn[y + h // 10 * 4 + 2:y + h // 10 * 5 - 2, x + w // 10 * 4 + 2:x + w // 10 * 5 - 2]
+        assert np.abs(block - block[0, 0]).max() < 25                 # one colour a block (JPEG's noise aside)
+        assert np.abs(inside - shown[y + h // 4:y + 3 * h // 4, x + w // 4:x + 3 * w // 4]).mean() > 5   # the face is gone
+        edge = drawn[y + h // 2, x:x + 2]                               # the red box is still drawn
+        assert (edge[:, 0] > 200).all() and (edge[:, 1] < 90).all(), edge
+    assert np.abs(drawn[:30] - shown[:30]).mean() < 2                  # the canvas above the photos: untouched
+    bad = run_script("cnn_eval.py", "group.jpg", "--hide_faces=yes", cwd=tmp_path)
+    assert bad.returncode != 0 and bad.stderr.strip().splitlines()[-1] == "error: --hide_faces=yes: expected True or False"
