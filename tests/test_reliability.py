@@ -163,10 +163,10 @@ if point == "mid_epoch":          # the second epoch's third batch
             die()
         after_batch(self, batch, logs)
     cnn_callbacks.CtrlC.on_train_batch_end = on_train_batch_end
-if point == "between_epochs":     # the second epoch's history row and model.keras written, not its backup
+if point == "between_epochs":     # the third epoch's history row and model.keras written, not its backup
     save = cnn_callbacks.AtomicBackup._save_model
     def _save_model(self):
-        if epoch[0] == 1:
+        if epoch[0] == 2:
             die()
         save(self)
     cnn_callbacks.AtomicBackup._save_model = _save_model
@@ -198,11 +198,12 @@ def _outcome(out_dir):
 
 
 def test_a_run_killed_anywhere_ends_as_the_unbroken_run_does(demo_dir, tmp_path):
-    """SIGKILL mid-epoch, between two epochs and during the final evaluation: the same
-    command started again ends with the very weights, metrics and history of the run
-    never interrupted. The run has the randomness a run can have: shuffling, live
-    augmentation, mixup, dropout, batch norm's moving statistics, and the plateau schedule
-    (whose replay of the epochs before a resume the next test checks)."""
+    """One run SIGKILLed three times, mid-epoch (epoch 2), between two epochs (after epoch 3's
+    history row and model.keras, before its backup) and during the final evaluation, and
+    started again each time with the same command, ends with the very weights, metrics and
+    history of the run never interrupted. The run has the randomness a run can have:
+    shuffling, live augmentation, mixup, dropout, batch norm's moving statistics, and the
+    plateau schedule (whose replay of the epochs before a resume a test in test_settings.py checks)."""
     args = [f"--data_dir={demo_dir}", "--preset=fer_sota_narrow", "--epochs=3", "--batch_size=32",
             "--augment_dataset=False", "--live_augment=True", "--mixup=0.2", "--learning_rate=0.01",
             "--lr_schedule=plateau", "--lr_patience=1", "--lr_factor=0.5"]
@@ -211,18 +212,19 @@ def test_a_run_killed_anywhere_ends_as_the_unbroken_run_does(demo_dir, tmp_path)
     assert unbroken.returncode == 0, unbroken.stderr[-2000:]
     weights, metrics, history = _outcome(tmp_path / "unbroken")
     assert len(history) == 3
-    for point in ("mid_epoch", "between_epochs", "evaluation"):
-        out = tmp_path / point
+    out = tmp_path / "killed"
+    said = ["", "resuming from {}: 1 of 3 epochs already done", "resuming from {}: 2 of 3 epochs already done",
+            "training already finished"]
+    for point, before in zip(("mid_epoch", "between_epochs", "evaluation"), said):
         killed = subprocess.run([sys.executable, "-c", KILLER.format(repo=REPO), point, *args, f"--out_dir={out}"],
                                 cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
         assert killed.returncode == -signal.SIGKILL, (point, killed.stderr[-2000:])
-        assert not (out / "metrics.json").exists() or point == "evaluation"
-        resumed = run_script("cnn_run.py", *args, f"--out_dir={out}", cwd=tmp_path)
-        assert resumed.returncode == 0, (point, resumed.stderr[-2000:])
-        said = {"mid_epoch": "resuming from", "between_epochs": "resuming from",
-                "evaluation": "training already finished"}[point]
-        assert said in resumed.stdout, (point, resumed.stdout[-2000:])
-        again_weights, again_metrics, again_history = _outcome(out)
-        assert again_history == history, point
-        assert again_metrics == metrics, point
-        assert all(np.array_equal(a, b) for a, b in zip(again_weights, weights)), point
+        assert before.format(out / "backup") in killed.stdout, (point, killed.stdout[-2000:])
+        assert not (out / "metrics.json").exists()
+    resumed = run_script("cnn_run.py", *args, f"--out_dir={out}", cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert said[-1] in resumed.stdout
+    again_weights, again_metrics, again_history = _outcome(out)
+    assert again_history == history
+    assert again_metrics == metrics
+    assert all(np.array_equal(a, b) for a, b in zip(again_weights, weights))
