@@ -9,7 +9,9 @@ uint8 array of img_height x img_width (the in-memory cache: FER-2013 is 74 MB
 decoded), hold out a stratified validation split, balance the training classes
 with augment_dataset, weigh them with class_weights, and wrap the arrays in a
 tf.data pipeline that shuffles, augments on the fly, batches and prefetches
-(or, where TensorFlow is not installed, a keras.utils.PyDataset that does the same).
+(or, on Keras's other backends, a keras.utils.PyDataset that does the same), every
+random draw a function of (seed, epoch, batch), so that a resumed run is the run
+that would have been.
 A file that cannot be used is reported by path and reason, and skipped.
 """
 import os
