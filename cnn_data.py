@@ -614,7 +614,9 @@ def make_dataset(images, labels, n_classes, batch_size, training=False, augmente
             g2 = tf.random.stateless_gamma(tf.shape(x)[:1], tf.stack([tf.constant(seed, tf.int64), 2 * step + 1]), alpha=mixup)
             return mix_faces(x, y, g1 / (g1 + g2)) + (step,)
         ds = ds.map(mix, num_parallel_calls=tf.data.AUTOTUNE)
-    ds = ds.map(lambda x, y, step: (x, y))
+    # The number of batches, which flat_map hides: without it Keras reads the end of each
+    # validation pass as data running out, and says "Your input ran out of data".
+    ds = ds.map(lambda x, y, step: (x, y)).apply(tf.data.experimental.assert_cardinality((last - first) * steps))
     # tf.data's autotuner off, its parallelism kept (AUTOTUNE then means one call per core).
     # Keras makes a new iterator every epoch for the validation set, and the old one's autotune
     # thread could hold the next epoch back while it slept out its period. On a 2-core Xeon with

@@ -457,6 +457,25 @@ def test_tf_pipeline_runs_without_the_autotuner():
     assert sum(len(np.asarray(y)) for _, y in training) == n
 
 
+def test_keras_knows_how_many_batches_each_pipeline_holds():
+    """The training stream (several epochs, through flat_map) and the validation pass both state
+    their number of batches: without it Keras read the end of every validation pass as data
+    running out and warned "Your input ran out of data; interrupting training" in every run."""
+    import warnings
+    import keras
+    pytest.importorskip("tensorflow")
+    images, labels = np.zeros((100, 8, 8, 1), np.uint8), np.arange(100) % 7
+    training = cnn_data.make_dataset(images, labels, 7, 32, training=True, seed=1, epochs=(1, 3))
+    scoring = cnn_data.make_dataset(images, labels, 7, 32)
+    assert int(training.cardinality()) == 2 * 4 and int(scoring.cardinality()) == 4
+    model = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Flatten(), keras.layers.Dense(7, activation="softmax")])
+    model.compile("adam", "categorical_crossentropy")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        history = model.fit(training, validation_data=scoring, epochs=2, steps_per_epoch=4, verbose=0)
+    assert len(history.history["val_loss"]) == 2
+    assert not [w for w in caught if "ran out of data" in str(w.message)]
+
 def test_the_pipeline_without_tensorflow_runs_on_jax():
     """The tests above of array_batches (and compiled_augmenter, which it uses on JAX), run
     again under KERAS_BACKEND=jax, as on a GPU machine without TensorFlow."""
