@@ -585,12 +585,12 @@ def make_dataset(images, labels, n_classes, batch_size, training=False, augmente
     process, processes = shard
     share = batch_size // processes
     steps = batches_per_epoch(len(images), batch_size, processes)
-    all_faces, all_labels = tf.constant(images), tf.constant(labels)
+    all_faces, all_labels, seed64 = tf.constant(images), tf.constant(labels), tf.constant(seed, tf.int64)
 
     def one_epoch(epoch):
         order = tf.range(len(images), dtype=tf.int64)
         if training:
-            order = tf.random.experimental.stateless_shuffle(order, seed=tf.stack([tf.constant(seed, tf.int64), epoch]))
+            order = tf.random.experimental.stateless_shuffle(order, seed=tf.stack([seed64, epoch]))
         batches = tf.data.Dataset.from_tensor_slices(order).batch(batch_size, drop_remainder=processes > 1)
         return tf.data.Dataset.zip(batches, tf.data.Dataset.range(epoch * steps, (epoch + 1) * steps))
 
@@ -610,8 +610,8 @@ def make_dataset(images, labels, n_classes, batch_size, training=False, augmente
         # Beta(a, a) as g1 / (g1 + g2) of two Gamma(a) draws, seeded by the batch's step in the run.
         def mix(x, y, step):
             x = tf.cast(x, tf.float32)                     # bfloat16 from the augmenter under mixed_bfloat16
-            g1 = tf.random.stateless_gamma(tf.shape(x)[:1], tf.stack([tf.constant(seed, tf.int64), 2 * step]), alpha=mixup)
-            g2 = tf.random.stateless_gamma(tf.shape(x)[:1], tf.stack([tf.constant(seed, tf.int64), 2 * step + 1]), alpha=mixup)
+            g1 = tf.random.stateless_gamma(tf.shape(x)[:1], tf.stack([seed64, 2 * step]), alpha=mixup)
+            g2 = tf.random.stateless_gamma(tf.shape(x)[:1], tf.stack([seed64, 2 * step + 1]), alpha=mixup)
             return mix_faces(x, y, g1 / (g1 + g2)) + (step,)
         ds = ds.map(mix, num_parallel_calls=tf.data.AUTOTUNE)
     # The number of batches, which flat_map hides: without it Keras reads the end of each
@@ -638,6 +638,7 @@ def array_batches(images, labels, n_classes, batch_size, training=False, augment
     """
     import keras
     process, processes = shard
+    share = batch_size // processes
     steps = batches_per_epoch(len(images), batch_size, processes)
     first, last = epochs if training else (0, 1)
     augment = seeded_augmenter(augmenter, images.shape[1:]) if augmenter is not None else None
@@ -663,7 +664,6 @@ def array_batches(images, labels, n_classes, batch_size, training=False, augment
             b = step % steps
             index = self.order(step // steps)[b * batch_size:(b + 1) * batch_size]
             if processes > 1:                                # this process's share of the global batch
-                share = batch_size // processes
                 index = index[process * share:(process + 1) * share]
             x = images[index].astype(np.float32)
             if augment is not None:

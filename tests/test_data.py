@@ -477,7 +477,7 @@ def test_keras_knows_how_many_batches_each_pipeline_holds():
     assert not [w for w in caught if "ran out of data" in str(w.message)]
 
 def test_the_pipeline_without_tensorflow_runs_on_jax():
-    """The tests above of array_batches (and compiled_augmenter, which it uses on JAX), run
+    """The tests above of array_batches (and its augmenter compiled by jax.jit on JAX), run
     again under KERAS_BACKEND=jax, as on a GPU machine without TensorFlow."""
     pytest.importorskip("jax")
     import subprocess
