@@ -171,22 +171,26 @@ class EpochSeeds(keras.callbacks.Callback):
 
 
 class Plateau(keras.callbacks.ReduceLROnPlateau):
-    """Keras's ReduceLROnPlateau on val_loss that, in a resumed run, first replays the epochs
-    done before (their val_loss and rate, from history.csv): its best val_loss and its count
-    of epochs without improvement then stand where the unbroken run's stood, and the rate is
-    cut at the epoch it would have been. (The rate itself is restored with the optimizer.)"""
+    """Keras's ReduceLROnPlateau on val_loss (or val_accuracy, rising) that, in a resumed run,
+    first replays the epochs done before (their monitored figure and rate, from history.csv):
+    its best figure and its count of epochs without improvement then stand where the unbroken
+    run's stood, and the rate is cut at the epoch it would have been. (The rate itself is
+    restored with the optimizer.)"""
 
-    def __init__(self, past_rows=(), **kwargs):
-        super().__init__(monitor="val_loss", mode="min", **kwargs)     # no cooldown, as Keras's default
-        self.past_rows = [r for r in past_rows if r.get("val_loss", "") not in ("", "NA")]
+    def __init__(self, past_rows=(), monitor="val_loss", **kwargs):
+        # The report's mode "auto" in its Keras 2: "max" for a name with "acc" in it, else "min" (Keras 3's
+        # "auto" asks the compiled model instead, which a resumed run has not built yet).
+        mode = "max" if "acc" in monitor else "min"
+        super().__init__(monitor=monitor, mode=mode, **kwargs)     # no cooldown, as Keras's default
+        self.past_rows = [r for r in past_rows if r.get(monitor, "") not in ("", "NA")]
 
     def on_train_begin(self, logs=None):
         super().on_train_begin(logs)
         self._set_monitor_op()
         for row in self.past_rows:          # Keras's own steps of on_epoch_end, the cut aside
-            loss = float(row["val_loss"])
-            if self._is_improvement(loss, self.best):
-                self.best, self.wait = loss, 0
+            figure = float(row[self.monitor])
+            if self._is_improvement(figure, self.best):
+                self.best, self.wait = figure, 0
             else:
                 self.wait += 1
                 if self.wait >= self.patience and float(row["learning_rate"]) > np.float32(self.min_lr):
@@ -194,7 +198,7 @@ class Plateau(keras.callbacks.ReduceLROnPlateau):
 
 
 def learning_rate_callback(p, clock=None, past_rows=()):
-    """"plateau": divide the rate when val_loss stalls (the FER-2013 report's "best" recipe);
+    """"plateau": divide the rate when lr_monitor stalls (the FER-2013 report's "best" recipe);
     past_rows, the history of the epochs before a resume, lets it go on where it stood.
     "constant": learning_rate throughout (the reports' other networks).
     "cosine": anneal from learning_rate to min_learning_rate over `epochs`, by
@@ -205,7 +209,8 @@ def learning_rate_callback(p, clock=None, past_rows=()):
     on its way down. The rates then depend on the machine's speed.
     """
     if p["lr_schedule"] == "plateau":
-        return Plateau(past_rows, factor=p["lr_factor"], patience=p["lr_patience"], min_lr=p["min_learning_rate"])
+        return Plateau(past_rows, monitor=p.get("lr_monitor", "val_loss"), factor=p["lr_factor"],
+                       patience=p["lr_patience"], min_lr=p["min_learning_rate"])
     if p["lr_schedule"] == "constant":
         # A scheduler all the same, so that history.csv logs the rate of every epoch as under the others.
         return keras.callbacks.LearningRateScheduler(lambda epoch: p["learning_rate"])

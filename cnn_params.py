@@ -64,7 +64,9 @@ learning_rate = 1e-3         # 2e-3 killed conv3 on FER-2013 in its first epoch 
 lr_schedule = "plateau"     # "plateau" (the FER-2013 report's "best" network), "constant" (the rate never changes, as
                             # a plain Keras fit: the reports' other networks) or "cosine" (learning_rate down to
                             # min_learning_rate over epochs)
-lr_patience = 3             # plateau: epochs without val_loss progress before ...
+lr_monitor = "val_loss"     # plateau: what it watches, "val_loss" (Keras's default) or "val_accuracy" (the FER-2013
+                            # report's words: "when it detects the accuracy is not improving")
+lr_patience = 3             # plateau: epochs without progress of lr_monitor before ...
 lr_factor = 0.1             # ... the learning rate is multiplied by this ...
 min_learning_rate = 1e-5    # ... down to this floor
 label_smoothing = 0.0       # train towards (1 - x) on the true class and x spread evenly: FER-2013's labels are noisy
@@ -244,6 +246,7 @@ EXPERIMENTS["fer_sota_narrow_distilled"] = dict(EXPERIMENTS["fer_sota_narrow"], 
 
 # The values a text parameter can take, checked before anything runs.
 CHOICES = {"optimizer": ("adam", "sgd", "rmsprop"), "lr_schedule": ("plateau", "constant", "cosine"),
+           "lr_monitor": ("val_loss", "val_accuracy"),
            "tta": ("none", "flip", "crops"),
             "precision": ("auto", "float32", "mixed_bfloat16", "mixed_float16"), "strategy": ("auto", "mirrored", "multi_worker")}
 

@@ -132,13 +132,42 @@ def test_the_plateau_schedule_cuts_by_its_factor_after_its_patience_down_to_its_
 
 
 
-def test_the_plateau_schedule_of_a_resumed_run_cuts_where_the_unbroken_ones_does():
+def test_the_plateau_schedule_watching_val_accuracy_keeps_the_rate_while_accuracy_rises():
+    """An over-confident network: its validation accuracy rises every epoch while its
+    validation loss rises too. Watching val_loss (Keras's default) the rate is cut after
+    each patience; watching val_accuracy (the report's "accuracy not improving") it is kept
+    until the accuracy stalls."""
+    accuracy = [0.50, 0.52, 0.54, 0.56, 0.58, 0.58, 0.57, 0.57]
+    loss = [1.10, 1.12, 1.14, 1.16, 1.18, 1.20, 1.22, 1.24]
+
+    def rates(monitor):
+        model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(2)])
+        model.compile(optimizer=keras.optimizers.Adam(1e-2), loss="mse")
+        p = {"lr_schedule": "plateau", "lr_monitor": monitor, "lr_factor": 0.5, "lr_patience": 2,
+             "min_learning_rate": 1e-4, "learning_rate": 1e-2}
+        schedule = cnn_callbacks.learning_rate_callback(p)
+        schedule.set_model(model)
+        schedule.on_train_begin()
+        out = []
+        for epoch in range(len(loss)):
+            schedule.on_epoch_end(epoch, {"val_loss": loss[epoch], "val_accuracy": accuracy[epoch]})
+            out.append(float(keras.ops.convert_to_numpy(model.optimizer.learning_rate)))
+        return out
+
+    assert rates("val_loss") == pytest.approx([1e-2, 1e-2, 5e-3, 5e-3, 2.5e-3, 2.5e-3, 1.25e-3, 1.25e-3])
+    assert rates("val_accuracy") == pytest.approx([1e-2] * 6 + [5e-3] * 2)
+
+
+@pytest.mark.parametrize("monitor", ["val_loss", "val_accuracy"])
+def test_the_plateau_schedule_of_a_resumed_run_cuts_where_the_unbroken_ones_does(monitor):
     """ReduceLROnPlateau counts the epochs without improvement in memory. Resumed after
     epoch k, it replays epochs 0..k-1 from history.csv, so the rate of every later epoch is
     the unbroken run's; without the replay (a fresh count), some resumes cut later."""
     losses = [1.0, 0.9, 0.95, 0.97, 0.8, 0.85, 0.79, 0.83, 0.84, 0.86, 0.87, 0.7, 0.75]
-    p = {"lr_schedule": "plateau", "lr_factor": 0.5, "lr_patience": 2, "min_learning_rate": 1e-4,
-         "learning_rate": 1e-2}
+    if monitor == "val_accuracy":
+        losses = [1 - x for x in losses]        # the same improvements, upwards
+    p = {"lr_schedule": "plateau", "lr_monitor": monitor, "lr_factor": 0.5, "lr_patience": 2,
+         "min_learning_rate": 1e-4, "learning_rate": 1e-2}
 
     def rates(resume_at, replay=True):
         model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(2)])
@@ -149,9 +178,9 @@ def test_the_plateau_schedule_of_a_resumed_run_cuts_where_the_unbroken_ones_does
                 schedule = cnn_callbacks.learning_rate_callback(p, past_rows=rows if replay else ())
                 schedule.set_model(model)
                 schedule.on_train_begin()
-            logs = {"val_loss": loss}
+            logs = {monitor: loss}
             schedule.on_epoch_end(epoch, logs)
-            rows.append({"val_loss": str(loss), "learning_rate": str(logs["learning_rate"])})
+            rows.append({monitor: str(loss), "learning_rate": str(logs["learning_rate"])})
             out.append(float(keras.ops.convert_to_numpy(model.optimizer.learning_rate)))
         return out
 
