@@ -209,7 +209,7 @@ def learning_rate_callback(p, clock=None, past_rows=()):
     on its way down. The rates then depend on the machine's speed.
     """
     if p["lr_schedule"] == "plateau":
-        return Plateau(past_rows, monitor=p.get("lr_monitor", "val_loss"), factor=p["lr_factor"],
+        return Plateau(past_rows, monitor=p["lr_monitor"], factor=p["lr_factor"],
                        patience=p["lr_patience"], min_lr=p["min_learning_rate"])
     if p["lr_schedule"] == "constant":
         # A scheduler all the same, so that history.csv logs the rate of every epoch as under the others.

@@ -116,20 +116,34 @@ def test_the_saved_model_scores_the_best_validation_accuracy_of_its_history(demo
     assert metrics["val"]["accuracy"] == pytest.approx(max(history), abs=1e-6)
 
 
-def test_the_plateau_schedule_cuts_by_its_factor_after_its_patience_down_to_its_floor():
+def tiny_model():
     model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(2)])
     model.compile(optimizer=keras.optimizers.Adam(1e-2), loss="mse")
-    p = {"lr_schedule": "plateau", "lr_factor": 0.5, "lr_patience": 2, "min_learning_rate": 2e-3,
-         "learning_rate": 1e-2}
-    schedule = cnn_callbacks.learning_rate_callback(p)
+    return model
+
+
+def started_schedule(p, model, past_rows=()):
+    """The learning-rate callback of p on the model, as fit starts it."""
+    schedule = cnn_callbacks.learning_rate_callback(p, past_rows=past_rows)
     schedule.set_model(model)
     schedule.on_train_begin()
+    return schedule
+
+
+def rate(model):
+    return float(keras.ops.convert_to_numpy(model.optimizer.learning_rate))
+
+
+def test_the_plateau_schedule_cuts_by_its_factor_after_its_patience_down_to_its_floor():
+    model = tiny_model()
+    p = {"lr_schedule": "plateau", "lr_monitor": "val_loss", "lr_factor": 0.5, "lr_patience": 2,
+         "min_learning_rate": 2e-3, "learning_rate": 1e-2}
+    schedule = started_schedule(p, model)
     rates = []
     for epoch in range(8):                                           # val_loss never improves after epoch 0
         schedule.on_epoch_end(epoch, {"val_loss": 1.0})
-        rates.append(float(keras.ops.convert_to_numpy(model.optimizer.learning_rate)))
+        rates.append(rate(model))
     assert rates == pytest.approx([1e-2, 1e-2, 5e-3, 5e-3, 2.5e-3, 2.5e-3, 2e-3, 2e-3])
-
 
 
 def test_the_plateau_schedule_watching_val_accuracy_keeps_the_rate_while_accuracy_rises():
@@ -141,17 +155,14 @@ def test_the_plateau_schedule_watching_val_accuracy_keeps_the_rate_while_accurac
     loss = [1.10, 1.12, 1.14, 1.16, 1.18, 1.20, 1.22, 1.24]
 
     def rates(monitor):
-        model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(2)])
-        model.compile(optimizer=keras.optimizers.Adam(1e-2), loss="mse")
+        model = tiny_model()
         p = {"lr_schedule": "plateau", "lr_monitor": monitor, "lr_factor": 0.5, "lr_patience": 2,
              "min_learning_rate": 1e-4, "learning_rate": 1e-2}
-        schedule = cnn_callbacks.learning_rate_callback(p)
-        schedule.set_model(model)
-        schedule.on_train_begin()
+        schedule = started_schedule(p, model)
         out = []
         for epoch in range(len(loss)):
             schedule.on_epoch_end(epoch, {"val_loss": loss[epoch], "val_accuracy": accuracy[epoch]})
-            out.append(float(keras.ops.convert_to_numpy(model.optimizer.learning_rate)))
+            out.append(rate(model))
         return out
 
     assert rates("val_loss") == pytest.approx([1e-2, 1e-2, 5e-3, 5e-3, 2.5e-3, 2.5e-3, 1.25e-3, 1.25e-3])
@@ -170,18 +181,15 @@ def test_the_plateau_schedule_of_a_resumed_run_cuts_where_the_unbroken_ones_does
          "min_learning_rate": 1e-4, "learning_rate": 1e-2}
 
     def rates(resume_at, replay=True):
-        model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(2)])
-        model.compile(optimizer=keras.optimizers.Adam(1e-2), loss="mse")    # the backup restores its rate
+        model = tiny_model()                    # the backup restores its rate
         rows, out = [], []
         for epoch, loss in enumerate(losses):
             if epoch in (0, resume_at):     # a new process: the callback built again from the history so far
-                schedule = cnn_callbacks.learning_rate_callback(p, past_rows=rows if replay else ())
-                schedule.set_model(model)
-                schedule.on_train_begin()
+                schedule = started_schedule(p, model, past_rows=rows if replay else ())
             logs = {monitor: loss}
             schedule.on_epoch_end(epoch, logs)
             rows.append({monitor: str(loss), "learning_rate": str(logs["learning_rate"])})
-            out.append(float(keras.ops.convert_to_numpy(model.optimizer.learning_rate)))
+            out.append(rate(model))
         return out
 
     unbroken = rates(None)
