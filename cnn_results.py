@@ -5,8 +5,10 @@
 
 A row shows only what a run measured: accuracy on each split, the epochs it
 actually ran and its wall time. The report column quotes the reports. The first
-table has one row per experiment of the two reports, from the run named after it.
+table has one row per experiment of the two reports, from the run named after it;
+a long run not finished yet shows where it stands, from its history.csv.
 """
+import csv
 import glob
 import json
 import os
@@ -62,7 +64,7 @@ def reports_table(runs_dir):
     for name, (report, figure, epochs) in REPORTED.items():
         path = os.path.join(runs_dir, name, "metrics.json")
         if not os.path.exists(path):
-            rows.append(f"| {name} | {report} | {figure} | not run | | | | | ({epochs}) | | |")
+            rows.append(f"| {name} | {report} | {figure} | {part_run(os.path.join(runs_dir, name), epochs)} | |")
             continue
         with open(path) as f:
             m = json.load(f)
@@ -76,6 +78,22 @@ def reports_table(runs_dir):
                     f"| {percent(m.get('train'))} | {percent(m.get('test'))} | {scored} | {m.get('epochs_run', '')} "
                     f"({epochs}) | {m.get('training_time_s', 0) / 60:.0f} min | {m.get('machine', '-')} |")
     return "\n".join(rows) + "\n"
+
+
+def part_run(run_dir, epochs):
+    """The cells from "val %" to "training" for a run without metrics.json: "not run", or where an
+    unfinished run stands (stopped, to be resumed, or still training) from its history.csv - its best
+    clean validation accuracy so far and the epochs done. Nothing else was measured yet."""
+    try:
+        with open(os.path.join(run_dir, "history.csv")) as f:
+            history = [r for r in csv.DictReader(f) if r.get("val_accuracy") not in (None, "", "NA")]
+    except FileNotFoundError:
+        history = []
+    if not history:
+        return f"not run | | | | | ({epochs}) |"
+    best = max(float(r["val_accuracy"]) for r in history)
+    minutes = sum(float(r.get("seconds") or 0) for r in history) / 60
+    return f"{100 * best:.1f} best so far | | | | | {len(history)} so far ({epochs}) | {minutes:.0f} min"
 
 
 def augmented(val):

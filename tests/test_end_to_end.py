@@ -242,8 +242,19 @@ def test_ctrl_c_stops_cleanly_and_says_how_to_resume(demo_dir, tmp_path):
     assert (tmp_path / "model.keras").exists()       # the best epoch so far is kept
     # The backup holds the finished epochs: the same command, one epoch longer, trains just that one.
     with open(tmp_path / "history.csv") as f:
-        done = len(list(csv.DictReader(f)))
+        history = list(csv.DictReader(f))
+    done = len(history)
     assert done >= 2
+    # The results table shows where the stopped run stands, as a report's run resumed across sessions.
+    (tmp_path / "runs").mkdir()
+    os.symlink(tmp_path, tmp_path / "runs" / "fer_best")
+    table = run_script("cnn_results.py", str(tmp_path / "runs"), str(tmp_path / "results.md"), cwd=tmp_path)
+    assert table.returncode == 0, table.stderr[-2000:]
+    row = [l for l in table.stdout.splitlines() if l.startswith("| fer_best |")][0]
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert len(cells) == 11
+    assert cells[3] == f"{100 * max(float(r['val_accuracy']) for r in history):.1f} best so far"
+    assert cells[8] == f"{done} so far (50)" and cells[4:8] == ["", "", "", ""]
     resumed = run_script("cnn_run.py", *args[:-2], f"--epochs={done + 1}", "--augment_dataset=False", cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert f"resuming from {tmp_path / 'backup'}: {done} of {done + 1} epochs already done" in resumed.stdout
