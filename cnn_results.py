@@ -86,6 +86,8 @@ def part_run(run_dir, epochs):
     clean validation accuracy so far and the epochs done. Nothing else was measured yet."""
     try:
         with open(os.path.join(run_dir, "history.csv")) as f:
+            # cnn_model.validated's test (and None: a row cut short by a killed run), not imported from
+            # there: cnn_model loads TensorFlow, 20 s here, for one line.
             history = [r for r in csv.DictReader(f) if r.get("val_accuracy") not in (None, "", "NA")]
     except FileNotFoundError:
         history = []
