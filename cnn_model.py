@@ -4,9 +4,9 @@ Written against Keras 3 (`import keras`, never `tf.keras`), so the model code
 also runs on the JAX backend (KERAS_BACKEND=jax). Beside it, one concern each:
 cnn_callbacks.py keeps a training run safe and on schedule, cnn_device.py says
 where and in what precision it computes, cnn_teacher.py holds distillation,
-cnn_metrics.py the scores, and cnn_export.py writes other runtimes' formats.
+cnn_metrics.py the scores, cnn_history.py a run's history.csv, and cnn_export.py
+writes other runtimes' formats.
 """
-import csv
 import json
 import os
 import shutil
@@ -19,6 +19,7 @@ import numpy as np
 import keras
 
 import cnn_callbacks
+import cnn_history
 
 META_FILE = "fer_toolkit.json"   # class names and parameters, stored inside the .keras zip
 
@@ -284,13 +285,13 @@ def train(model, train_ds, val_ds, p, classes, class_weight=None, steps_per_epoc
     finished_path = os.path.join(backup_dir, "finished.json")
     if os.path.exists(finished_path):
         print(f"training already finished ({finished_path}); evaluating its saved model")
-        return _read_history(history_path)
+        return cnn_history.read_history(history_path)
     done = finished_epochs(out)
-    rows = _read_history(history_path)[:done]
+    rows = cnn_history.read_history(history_path)[:done]
     if done:
         print(f"resuming from {backup_dir}: {done} of {p['epochs']} epochs already done")
-    _write_history(history_path, rows)
-    best = max((float(r["val_accuracy"]) for r in rows if validated(r)), default=-1.0)
+    cnn_history.write_history(history_path, rows)
+    best = max((float(r["val_accuracy"]) for r in rows if cnn_history.validated(r)), default=-1.0)
 
     clock = cnn_callbacks.EpochTime(float(r["seconds"]) for r in rows if r.get("seconds"))
     callbacks = [
@@ -321,14 +322,9 @@ def train(model, train_ds, val_ds, p, classes, class_weight=None, steps_per_epoc
             signal.signal(s, handler)
     if ctrl_c.pressed:                # pressed after the last epoch's callbacks ran
         raise KeyboardInterrupt(ctrl_c.pressed)
-    history = _read_history(history_path)
+    history = cnn_history.read_history(history_path)
     write_json(finished_path, {"epochs": len(history)})
     return history
-
-
-def validated(row):
-    """Whether an epoch of history.csv was validated: without validation faces, CSVLogger writes NA there."""
-    return row.get("val_accuracy", "") not in ("", "NA")
 
 
 def clear_backup(out_dir):
@@ -343,27 +339,6 @@ def finished_epochs(out_dir):
         return 0
     with open(path) as f:
         return int(json.load(f)["epoch"])
-
-
-def _read_history(path):
-    if not os.path.exists(path):
-        return []
-    with open(path, newline="") as f:
-        return list(csv.DictReader(f))
-
-
-def _write_history(path, rows):
-    if not rows:
-        if os.path.exists(path):
-            os.remove(path)
-        return
-    # The columns in CSVLogger's order, so the rows it appends line up; "seconds"
-    # (blank) is added to a history from before it was recorded.
-    fields = ["epoch"] + sorted(set(rows[0]) - {"epoch"} | {"seconds"})
-    with open(path, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=fields, restval="")
-        writer.writeheader()
-        writer.writerows(rows)
 
 
 # ------------------------------------------------------------------ predict

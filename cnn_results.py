@@ -8,11 +8,12 @@ actually ran and its wall time. The report column quotes the reports. The first
 table has one row per experiment of the two reports, from the run named after it;
 a long run not finished yet shows where it stands, from its history.csv.
 """
-import csv
 import glob
 import json
 import os
 import sys
+
+import cnn_history
 
 # What the reports state, as they state it: the report, its figure, what the figure measures, and its
 # epochs. The FER-2013 report gives each network's val_accuracy, measured on augmented validation faces
@@ -84,13 +85,8 @@ def part_run(run_dir, epochs):
     """The cells from "val %" to "training" for a run without metrics.json: "not run", or where an
     unfinished run stands (stopped, to be resumed, or still training) from its history.csv - its best
     clean validation accuracy so far and the epochs done. Nothing else was measured yet."""
-    try:
-        with open(os.path.join(run_dir, "history.csv")) as f:
-            # cnn_model.validated's test (and None: a row cut short by a killed run), not imported from
-            # there: cnn_model loads TensorFlow, 20 s here, for one line.
-            history = [r for r in csv.DictReader(f) if r.get("val_accuracy") not in (None, "", "NA")]
-    except FileNotFoundError:
-        history = []
+    history = [r for r in cnn_history.read_history(os.path.join(run_dir, "history.csv"))
+               if cnn_history.validated(r)]
     if not history:
         return f"not run | | | | | ({epochs}) |"
     best = max(float(r["val_accuracy"]) for r in history)

@@ -28,6 +28,7 @@ import matplotlib.pyplot as plt
 import cnn_params
 import cnn_data
 import cnn_demo
+import cnn_history
 import cnn_metrics
 
 
@@ -445,7 +446,7 @@ def plot_history(history, out_dir):
     for metric in ("loss", "accuracy"):
         fig, ax = plt.subplots(figsize=(6, 4))
         ax.plot(epochs, [float(r[metric]) for r in history], "o-", label="train")
-        if history and cnn_model.validated(history[0]):           # not with validation_split 0
+        if history and cnn_history.validated(history[0]):           # not with validation_split 0
             ax.plot(epochs, [float(r["val_" + metric]) for r in history], "o-", label="validation")
         ax.set_xlabel("epoch")
         ax.set_ylabel(metric)

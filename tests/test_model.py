@@ -9,6 +9,7 @@ import pytest
 import keras
 
 import cnn_callbacks
+import cnn_history
 import cnn_model
 import cnn_params
 
@@ -412,7 +413,7 @@ def test_without_validation_faces_every_epoch_is_saved_and_the_last_one_kept(tmp
     train_ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(8)
     model = cnn_model.compile_model(cnn_model.build_model(cnn_params.PRESETS["fer_sota_narrow"], (16, 16, 1), 2), p)
     history = cnn_model.train(model, train_ds, None, p, ["a", "b"])
-    assert len(history) == 3 and not any(map(cnn_model.validated, history))
+    assert len(history) == 3 and not any(map(cnn_history.validated, history))
     saved, _, _ = cnn_model.load_model(str(tmp_path / "model.keras"))
     assert all(np.array_equal(a, b) for a, b in zip(saved.get_weights(), model.get_weights()))
 
