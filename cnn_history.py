@@ -1,7 +1,8 @@
 """A run's history.csv: one row an epoch, as Keras's CSVLogger writes it, read and
-written back here. Kept apart from cnn_model.py, and free of Keras, so that
-cnn_results.py can read where an unfinished run stands without loading TensorFlow
-(20 s on a 2-core machine) for a CSV file.
+written back here; and machines.txt, the machines that trained the run. Kept apart
+from cnn_model.py, and free of Keras, so that cnn_results.py can read where an
+unfinished run stands, and on what, without loading TensorFlow (20 s on a 2-core
+machine) for two text files.
 """
 import csv
 import os
@@ -34,3 +35,23 @@ def validated(row):
     """Whether an epoch was validated: without validation faces CSVLogger writes NA there,
     and a row cut short by a killed run has no value at all."""
     return row.get("val_accuracy") not in (None, "", "NA")
+
+
+MACHINES_FILE = "machines.txt"
+
+
+def note_machine(out_dir, machine):
+    """Add the machine that trains now to out_dir/machines.txt, once: a run resumed on another
+    machine names both, since each computes otherwise (a seed fixes the weights on one machine)."""
+    if machine not in machines(out_dir):
+        with open(os.path.join(out_dir, MACHINES_FILE), "a") as f:
+            f.write(machine + "\n")
+
+
+def machines(out_dir):
+    """The machines that trained the run in out_dir, in the order they started; [] before any."""
+    path = os.path.join(out_dir, MACHINES_FILE)
+    if not os.path.exists(path):
+        return []
+    with open(path) as f:
+        return [line.strip() for line in f if line.strip()]

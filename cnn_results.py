@@ -65,7 +65,9 @@ def reports_table(runs_dir):
     for name, (report, figure, epochs) in REPORTED.items():
         path = os.path.join(runs_dir, name, "metrics.json")
         if not os.path.exists(path):
-            rows.append(f"| {name} | {report} | {figure} | {part_run(os.path.join(runs_dir, name), epochs)} | |")
+            run_dir = os.path.join(runs_dir, name)
+            rows.append(f"| {name} | {report} | {figure} | {part_run(run_dir, epochs)} "
+                        f"| {' + '.join(cnn_history.machines(run_dir))} |")
             continue
         with open(path) as f:
             m = json.load(f)

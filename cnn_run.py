@@ -82,6 +82,7 @@ def main(argv):
     #    last finished epoch's model.keras, metrics.json and backup stay readable.
     try:
         try:
+            cnn_history.note_machine(p["out_dir"], cnn_device.machine())   # for a part-run's row in cnn_results
             history = cnn_model.train(model, train_ds, val_ds, p, classes, weights,
                                       cnn_data.batches_per_epoch(len(y_fit), batch, processes))
         except KeyboardInterrupt as signal_name:

@@ -260,6 +260,11 @@ def test_ctrl_c_stops_cleanly_and_says_how_to_resume(demo_dir, tmp_path):
     assert f"resuming from {tmp_path / 'backup'}: {done} of {done + 1} epochs already done" in resumed.stdout
     with open(tmp_path / "history.csv") as f:
         assert [int(r["epoch"]) for r in csv.DictReader(f)] == list(range(done + 1))
+    # The part-run row named the machine that trained it, as the finished run's metrics.json does;
+    # resumed on the same machine, the run still names one.
+    machine = json.loads((tmp_path / "metrics.json").read_text())["machine"]
+    assert machine and cells[10] == machine
+    assert (tmp_path / "machines.txt").read_text().splitlines() == [machine]
 
 
 def test_results_table_is_written_from_the_runs_metrics(fresh_user, tmp_path):
