@@ -63,15 +63,15 @@ def reports_table(runs_dir):
             "| 8 photos | epochs (report's) | training | machine |",
             "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---|"]
     for name, (report, figure, epochs) in REPORTED.items():
-        path = os.path.join(runs_dir, name, "metrics.json")
+        run_dir = os.path.join(runs_dir, name)
+        path = os.path.join(run_dir, "metrics.json")
         if not os.path.exists(path):
-            run_dir = os.path.join(runs_dir, name)
             rows.append(f"| {name} | {report} | {figure} | {part_run(run_dir, epochs)} "
                         f"| {' + '.join(cnn_history.machines(run_dir))} |")
             continue
         with open(path) as f:
             m = json.load(f)
-        photos = os.path.join(runs_dir, name, "eval.json")
+        photos = os.path.join(run_dir, "eval.json")
         scored = "-"
         if os.path.exists(photos):
             with open(photos) as f:
