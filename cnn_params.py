@@ -168,6 +168,11 @@ PRESETS = {
 # so that editing a row of "qider" changes both).
 PRESETS["qider_nodrop"] = [row[:6] + (0.0,) for row in PRESETS["qider"]]
 
+# The FER-2013 report's "best" network with each batch norm moved between its layer and the ReLU (the
+# order of fer_sota and of most published networks): the same 8,434,439 parameters, to measure what the
+# report's order costs (docs/reports.md). Derived, so that editing a row of "fer_best" changes both.
+PRESETS["fer_best_bn_first"] = [row[:5] + (True,) + row[6:] for row in PRESETS["fer_best"]]
+
 # fer_sota at twice the width (64-128-256-512 filters and Dense 512, as the 73 %
 # VGG network), for a GPU, where it costs little more time per epoch. Derived, so
 # that editing a row of "fer_sota" changes both.

@@ -25,6 +25,7 @@ def random_faces(n, side, n_classes):
     ("dense", 156_743, 0),
     ("conv3", 63_431, 0),
     ("fer_best", 8_434_439, 3_328),
+    ("fer_best_bn_first", 8_434_439, 3_328),        # batch norm moved, not added
 ])
 def test_parameter_counts_match_the_fer2013_report(preset, total, frozen):
     model = cnn_model.build_model(cnn_params.PRESETS[preset], (48, 48, 1), 7)
@@ -58,6 +59,12 @@ def test_fer_best_puts_each_relu_before_its_batch_norm_as_the_report_lists_them(
     ours = cnn_model.build_model(cnn_params.PRESETS["fer_sota"], (48, 48, 1), 7)
     assert [type(l).__name__ for l in ours.layers[2:5]] == ["Conv2D", "FusedBatchNormalization", "ReLU"]
     assert ours.layers[2].activation.__name__ == "linear"
+    # fer_best_bn_first is the report's network in that order, every block the same otherwise.
+    moved = cnn_model.build_model(cnn_params.PRESETS["fer_best_bn_first"], (48, 48, 1), 7)
+    block = ["Conv2D", "FusedBatchNormalization", "ReLU", "MaxPooling2D", "Dropout"]
+    assert [type(l).__name__ for l in moved.layers[2:]] == (
+        block * 3 + ["Flatten"] + ["Dense", "FusedBatchNormalization", "ReLU", "Dropout"] * 2 + ["Dense"])
+    assert [l.kernel_size for l in moved.layers if isinstance(l, keras.layers.Conv2D)] == [(3, 3), (3, 3), (5, 5)]
     with pytest.raises(ValueError, match="batchnorm is False, True or 'after_relu'"):
         cnn_model.build_model([("conv", 8, 3, "same", 2, "before", 0.0)], (48, 48, 1), 7)
 
