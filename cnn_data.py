@@ -272,9 +272,24 @@ def stratified_split(labels, fraction, seed):
     return np.sort(np.array(train, dtype=np.int64)), np.sort(np.array(val, dtype=np.int64))    # val may be empty
 
 
-# What decides which training faces a split draws from, besides its size: the seed, and
-# the faces that drop_blank and balance_count leave out before the split.
-SPLIT_SOURCE = ("seed", "drop_blank", "balance_count")
+def name_order_split(labels, fraction):
+    """Indices (train, val) as Keras's ImageDataGenerator(validation_split) draws them: the
+    first int(n * fraction) faces of each class, in the order they were listed (by file
+    name, or CSV row), go to val. No seed: the same faces whatever the run."""
+    train, val = [], []
+    for c in np.unique(labels):
+        members = np.flatnonzero(labels == c)
+        n_val = int(len(members) * fraction)
+        val += list(members[:n_val])
+        train += list(members[n_val:])
+    return np.sort(np.array(train, dtype=np.int64)), np.sort(np.array(val, dtype=np.int64))
+
+
+# What decides which training faces a split draws from, besides its size: the seed, the
+# order it takes them in, and the faces that drop_blank and balance_count leave out first.
+SPLIT_SOURCE = ("seed", "split_order", "drop_blank", "balance_count")
+# What a run written before a setting of SPLIT_SOURCE existed did, when it does not store it.
+SPLIT_BEFORE = {"split_order": "shuffled"}
 
 
 def holds_out(params, p):
@@ -283,8 +298,11 @@ def holds_out(params, p):
     a validation_split as large or larger. A split takes each class's first faces of one
     seeded shuffle, so a smaller one lies inside a larger one. What `params` does not
     store is not held against it (a teacher file keeps its seed and split, and the list
-    of its faces tells the rest)."""
-    same_source = all(params.get(k, p[k]) == p[k] for k in SPLIT_SOURCE)
+    of its faces tells the rest), but for a setting that came later (SPLIT_BEFORE). The
+    seed draws nothing in name order, where the first faces of a class are always the same."""
+    stored = {k: params.get(k, SPLIT_BEFORE.get(k, p[k])) for k in SPLIT_SOURCE}
+    by_name = stored["split_order"] == p["split_order"] == "name"
+    same_source = all(stored[k] == p[k] for k in SPLIT_SOURCE if not (by_name and k == "seed"))
     return same_source and (params.get("validation_split") or 0.0) >= p["validation_split"]
 
 
@@ -326,7 +344,10 @@ def load_dataset(p):
         data["train"] = train
     else:
         images, labels, paths = train
-        fit, held_out = stratified_split(labels, p["validation_split"], p["seed"])
+        if p["split_order"] == "name":
+            fit, held_out = name_order_split(labels, p["validation_split"])
+        else:
+            fit, held_out = stratified_split(labels, p["validation_split"], p["seed"])
         data["train"] = (images[fit], labels[fit], [paths[i] for i in fit])
         data["val"] = (images[held_out], labels[held_out], [paths[i] for i in held_out])
     data.update(splits)

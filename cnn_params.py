@@ -25,6 +25,8 @@ img_width = 48
 channels = 1                # grayscale, as FER-2013
 validation_split = 0.2      # carved out of train/ (stratified, seeded) when there is no val/. 0: train on all of
                             # train/ and keep the last epoch, nothing chosen (fix the recipe on a split first)
+split_order = "shuffled"    # which faces of each class it holds out: "shuffled" (seeded), or "name", the first
+                            # by file name (CSV row), as Keras's ImageDataGenerator(validation_split) held them out
 balance_count = 0           # >0: the FER-2013 report's balanced variant: drop classes with fewer than half
                             # this many training images, undersample the others to this many
 drop_blank = False          # leave out blank images (near-zero pixel variance), as the FER-2013 report does
@@ -251,7 +253,7 @@ EXPERIMENTS["fer_sota_narrow_distilled"] = dict(EXPERIMENTS["fer_sota_narrow"], 
 
 # The values a text parameter can take, checked before anything runs.
 CHOICES = {"optimizer": ("adam", "sgd", "rmsprop"), "lr_schedule": ("plateau", "constant", "cosine"),
-           "lr_monitor": ("val_loss", "val_accuracy"),
+           "lr_monitor": ("val_loss", "val_accuracy"), "split_order": ("shuffled", "name"),
            "tta": ("none", "flip", "crops"),
             "precision": ("auto", "float32", "mixed_bfloat16", "mixed_float16"), "strategy": ("auto", "mirrored", "multi_worker")}
 

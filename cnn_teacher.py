@@ -60,11 +60,12 @@ def check_split(path, what, params, p):
     from it (cnn_data.draws_validation)."""
     if not params or not cnn_data.draws_validation(p) or cnn_data.holds_out(params, p):
         return
-    keys = ["seed", "validation_split"] + [k for k in cnn_data.SPLIT_SOURCE[1:] if params.get(k, p[k]) != p[k]]
+    its = {**cnn_data.SPLIT_BEFORE, **params}
+    keys = ["seed", "validation_split"] + [k for k in cnn_data.SPLIT_SOURCE[1:] if its.get(k, p[k]) != p[k]]
     smaller = " or less" if params.get("validation_split") else ""
     raise cnn_model.ModelError(f"{path}: {what} held out another validation split ("
-                     + ", ".join(f"{k} {params.get(k)}" for k in keys) + "); train with "
-                     + " ".join(f"--{k}={params.get(k)}" for k in keys) + smaller)
+                     + ", ".join(f"{k} {its.get(k)}" for k in keys) + "); train with "
+                     + " ".join(f"--{k}={its.get(k)}" for k in keys) + smaller)
 
 
 # What a teacher file must agree on with the run that reads it: the split, and the
@@ -78,7 +79,8 @@ def save_teacher_file(path, soft, files, classes, p):
     CPU). Files are stored relative to data_dir, so the data may move."""
     np.savez_compressed(path, probabilities=soft.astype(np.float32), classes=np.array(classes),
                         files=np.array([relative_to(f, p["data_dir"]) for f in files]),
-                        teacher=np.array(p["teacher"]), **{k: np.array(p[k]) for k in TEACHER_FILE_PARAMS})
+                        teacher=np.array(p["teacher"]), split_order=np.array(p["split_order"]),
+                        **{k: np.array(p[k]) for k in TEACHER_FILE_PARAMS})
 
 
 def read_teacher_file(path, n_faces, files, classes, p):
@@ -90,6 +92,8 @@ def read_teacher_file(path, n_faces, files, classes, p):
             stored = {key: f[key] for key in f.files}
         soft = stored["probabilities"]
         stored_params = {k: stored[k].item() for k in TEACHER_FILE_PARAMS}
+        if "split_order" in stored:     # files written before --split_order existed split "shuffled" (SPLIT_BEFORE)
+            stored_params["split_order"] = stored["split_order"].item()
         its_classes, its_files = list(stored["classes"]), list(stored["files"])
     except Exception as error:      # not a zip, a key missing, ...: which one matters less than the file
         raise cnn_model.ModelError(f"{path}: not a teacher file written by cnn_run.py ({type(error).__name__}: {error})") from None

@@ -58,11 +58,12 @@ def main(argv):
         print(f"note: the models held out different shares of train/; they are compared on the "
               f"validation_split {p['validation_split']} faces, which every one of them held out")
     if not shared_split:
+        stored = [{**cnn_data.SPLIT_BEFORE, **params} for params in all_params]   # older models store less
         shown = ["seed", "validation_split"] + [k for k in cnn_data.SPLIT_SOURCE[1:]
-                                                 if len({params.get(k) for params in all_params}) > 1]
+                                                 if len({params.get(k) for params in stored}) > 1]
         print("note: the models did not hold out the same validation faces ("
               + "; ".join(f"{name}: " + ", ".join(f"{k} {params.get(k)}" for k in shown)
-                          for name, params in zip(short_names(paths), all_params))
+                          for name, params in zip(short_names(paths), stored))
               + "); they are compared on the test split only")
     try:
         data = cnn_data.load_dataset(p)

@@ -120,7 +120,7 @@ def test_a_smaller_stratified_split_holds_out_part_of_a_larger_one():
     train, large = cnn_data.stratified_split(labels, 0.2, seed=1337)
     assert len(small) == 10 + 1 + 4 and set(small) < set(large) and not set(small) & set(train)
     # cnn_data.holds_out, which teachers, fine-tunes and compare.py go by, says the same as the faces.
-    runs = [dict(seed=seed, validation_split=share, drop_blank=False, balance_count=0)
+    runs = [dict(seed=seed, validation_split=share, split_order="shuffled", drop_blank=False, balance_count=0)
             for seed in (1337, 7) for share in (0.0, 0.1, 0.2, 0.3)]
     held = {i: set(cnn_data.stratified_split(labels, run["validation_split"], run["seed"])[1]) for i, run in enumerate(runs)}
     for i, a in enumerate(runs):
@@ -128,6 +128,52 @@ def test_a_smaller_stratified_split_holds_out_part_of_a_larger_one():
             if b["validation_split"] > 0:           # a run that holds out nothing has no faces to keep from anyone
                 assert cnn_data.holds_out(a, b) == (held[j] <= held[i]), (a, b)
     assert not cnn_data.holds_out(dict(runs[2], drop_blank=True), runs[2])    # blank faces left out: other faces split
+
+
+def test_name_order_split_holds_out_the_first_files_by_name_as_image_data_generator(tmp_path):
+    """ImageDataGenerator(validation_split=0.2) gives its validation subset each class's first
+    int(0.2 * n) files in name order, and trains on the rest: the FER-2013 report's split.
+    The names here sort otherwise than they were written, and a blank face the report
+    removed before splitting is left out before the split, as there."""
+    names = {"happy": ["b7", "a10", "a2", "c1", "a1", "b0", "z", "d4", "e5", "a3", "blank"],
+             "sad": ["9", "10", "1", "x", "05", "2"]}
+    for c, files in names.items():
+        (tmp_path / "train" / c).mkdir(parents=True)
+        for i, name in enumerate(files):
+            face = np.zeros((48, 48), np.uint8) + 100 if name == "blank" else _face_like(48, 48) + i
+            Image.fromarray(face).save(tmp_path / "train" / c / f"{name}.png")
+    p = cnn_params.get_params([f"--data_dir={tmp_path}", "--split_order=name", "--drop_blank=True",
+                               "--validation_split=0.2"])
+    data = cnn_data.load_dataset(p)
+    held = [os.path.basename(path) for path in data["val"][2]]
+    trained = [os.path.basename(path) for path in data["train"][2]]
+    # happy: 10 faces (the blank one gone), int(2.0) = 2 held out; sad: 6, int(1.2) = 1.
+    assert held == ["a1.png", "a10.png", "05.png"]
+    assert sorted(trained) == sorted(f"{n}.png" for c in names for n in names[c]
+                                     if n != "blank" and f"{n}.png" not in held)
+    assert data["val"][1].tolist() == [0, 0, 1]
+    # No seed draws it: another seed holds out the same faces, where the shuffled split moves.
+    other = cnn_data.load_dataset(dict(p, seed=7))
+    assert other["val"][2] == data["val"][2]
+    shuffled = [cnn_data.load_dataset(dict(p, split_order="shuffled", seed=s))["val"][2] for s in (1, 2, 3)]
+    assert any(v != data["val"][2] for v in shuffled)
+
+
+def test_holds_out_knows_name_order_splits_nest_and_differ_from_shuffled_ones():
+    labels = np.array([0] * 57 + [1] * 23)
+    name = dict(seed=1337, split_order="name", drop_blank=False, balance_count=0)
+    _, small = cnn_data.name_order_split(labels, 0.1)
+    train, large = cnn_data.name_order_split(labels, 0.2)
+    assert len(large) == 11 + 4 and set(small) < set(large) and not set(large) & set(train)
+    assert cnn_data.holds_out(dict(name, validation_split=0.2, seed=7), dict(name, validation_split=0.1))
+    assert not cnn_data.holds_out(dict(name, validation_split=0.1), dict(name, validation_split=0.2))
+    shuffled = dict(name, split_order="shuffled")
+    assert not cnn_data.holds_out(dict(name, validation_split=0.2), dict(shuffled, validation_split=0.2))
+    assert not cnn_data.holds_out(dict(shuffled, validation_split=0.2), dict(name, validation_split=0.2))
+    # A model saved before --split_order existed stores none: it split shuffled.
+    before = dict(seed=1337, validation_split=0.2, drop_blank=False, balance_count=0)
+    assert cnn_data.holds_out(before, dict(shuffled, validation_split=0.2))
+    assert not cnn_data.holds_out(before, dict(name, validation_split=0.2))
 
 
 # ------------------------------------------------------------------ decoding

@@ -85,6 +85,10 @@ def test_the_shipped_model_teaches_a_student(fer_tiny, tmp_path):
     cnn_model.save_model(teacher, str(blank), FER_CLASSES, dict(params, drop_blank=True))
     with pytest.raises(cnn_model.ModelError, match=r"no_blank.keras: .*drop_blank True\); train with .* --drop_blank=True"):
         cnn_teacher.teacher_targets([str(blank)], faces, labels, paths, FER_CLASSES, p)
+    # The model in the box stores no split_order (it came first) and split shuffled: a student split by
+    # name, as ImageDataGenerator does, holds out other faces, and is told which setting to change.
+    with pytest.raises(cnn_model.ModelError, match=r"split_order shuffled\); train with .* --split_order=shuffled"):
+        cnn_teacher.teacher_targets([PRETRAINED], faces, labels, paths, FER_CLASSES, dict(p, split_order="name"))
     # A student with a val/ folder of its own holds out no faces of train/ to keep from a teacher.
     (tmp_path / "own_val" / "val").mkdir(parents=True)
     own_val, _ = cnn_teacher.teacher_targets([str(other)], faces, labels, paths, FER_CLASSES,
@@ -190,11 +194,13 @@ def compare_with_a_copy(fer_tiny, tmp_path, name, **stored):
 
 
 @pytest.mark.parametrize("name, stored, told", [("all_faces.keras", dict(validation_split=0.0), "validation_split 0.0)"),
-                                                ("no_blank.keras", dict(drop_blank=True), "drop_blank True)")])
+                                                ("no_blank.keras", dict(drop_blank=True), "drop_blank True)"),
+                                                ("by_name.keras", dict(split_order="name"), "split_order name)")])
 def test_compare_falls_back_to_the_test_split_when_the_models_held_out_other_faces(fer_tiny, tmp_path, name, stored, told):
     """A model trained on all of train/ (validation_split 0) has learned the faces the other
     model was chosen on, and so has one that split the faces left after dropping the blank
-    ones: compare.py scores the pair on the test split alone, and says why."""
+    ones, or took each class's first faces by name: compare.py scores the pair on the test
+    split alone, and says why."""
     model, result = compare_with_a_copy(fer_tiny, tmp_path, name, **stored)
     assert re.search(rf"{name}: seed 1337, .*{re.escape(told)}; they are compared on the test split only", result.stdout)
     assert re.search(r"accuracy, tta=none \(test 28 faces\)", result.stdout)
