@@ -263,25 +263,24 @@ def load_images(files, height, width, drop_blank=False, split="train"):
 def stratified_split(labels, fraction, seed):
     """Indices (train, val): the same fraction of each class goes to val, chosen by the seed."""
     rng = np.random.default_rng(seed)
-    train, val = [], []
-    for c in np.unique(labels):
-        members = rng.permutation(np.flatnonzero(labels == c))
-        n_val = int(round(len(members) * fraction))
-        val += list(members[:n_val])
-        train += list(members[n_val:])
-    return np.sort(np.array(train, dtype=np.int64)), np.sort(np.array(val, dtype=np.int64))    # val may be empty
+    return _first_of_each_class(labels, rng.permutation, lambda n: int(round(n * fraction)))    # val may be empty
 
 
 def name_order_split(labels, fraction):
     """Indices (train, val) as Keras's ImageDataGenerator(validation_split) draws them: the
     first int(n * fraction) faces of each class, in the order they were listed (by file
     name, or CSV row), go to val. No seed: the same faces whatever the run."""
+    return _first_of_each_class(labels, lambda members: members, lambda n: int(n * fraction))
+
+
+def _first_of_each_class(labels, order, n_val):
+    """Indices (train, val), each sorted: each class's members put in order, its first n_val(count) to val."""
     train, val = [], []
     for c in np.unique(labels):
-        members = np.flatnonzero(labels == c)
-        n_val = int(len(members) * fraction)
-        val += list(members[:n_val])
-        train += list(members[n_val:])
+        members = order(np.flatnonzero(labels == c))
+        count = n_val(len(members))
+        val += list(members[:count])
+        train += list(members[count:])
     return np.sort(np.array(train, dtype=np.int64)), np.sort(np.array(val, dtype=np.int64))
 
 
@@ -292,6 +291,11 @@ SPLIT_SOURCE = ("seed", "split_order", "drop_blank", "balance_count")
 SPLIT_BEFORE = {"split_order": "shuffled"}
 
 
+def split_settings(params):
+    """A model's or teacher file's stored parameters, with SPLIT_BEFORE where it stores none."""
+    return {**SPLIT_BEFORE, **params}
+
+
 def holds_out(params, p):
     """Whether a run with parameters `params` held out every validation face of a run with
     parameters p, and so never trained on them: the same faces and seed to draw from, and
@@ -300,7 +304,8 @@ def holds_out(params, p):
     store is not held against it (a teacher file keeps its seed and split, and the list
     of its faces tells the rest), but for a setting that came later (SPLIT_BEFORE). The
     seed draws nothing in name order, where the first faces of a class are always the same."""
-    stored = {k: params.get(k, SPLIT_BEFORE.get(k, p[k])) for k in SPLIT_SOURCE}
+    its = split_settings(params)
+    stored = {k: its.get(k, p[k]) for k in SPLIT_SOURCE}
     by_name = stored["split_order"] == p["split_order"] == "name"
     same_source = all(stored[k] == p[k] for k in SPLIT_SOURCE if not (by_name and k == "seed"))
     return same_source and (params.get("validation_split") or 0.0) >= p["validation_split"]

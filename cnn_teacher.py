@@ -60,7 +60,7 @@ def check_split(path, what, params, p):
     from it (cnn_data.draws_validation)."""
     if not params or not cnn_data.draws_validation(p) or cnn_data.holds_out(params, p):
         return
-    its = {**cnn_data.SPLIT_BEFORE, **params}
+    its = cnn_data.split_settings(params)
     keys = ["seed", "validation_split"] + [k for k in cnn_data.SPLIT_SOURCE[1:] if its.get(k, p[k]) != p[k]]
     smaller = " or less" if params.get("validation_split") else ""
     raise cnn_model.ModelError(f"{path}: {what} held out another validation split ("

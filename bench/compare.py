@@ -58,7 +58,7 @@ def main(argv):
         print(f"note: the models held out different shares of train/; they are compared on the "
               f"validation_split {p['validation_split']} faces, which every one of them held out")
     if not shared_split:
-        stored = [{**cnn_data.SPLIT_BEFORE, **params} for params in all_params]   # older models store less
+        stored = [cnn_data.split_settings(params) for params in all_params]   # older models store less
         shown = ["seed", "validation_split"] + [k for k in cnn_data.SPLIT_SOURCE[1:]
                                                  if len({params.get(k) for params in stored}) > 1]
         print("note: the models did not hold out the same validation faces ("
