@@ -29,36 +29,17 @@ class DataError(Exception):
 
 # ------------------------------------------------------------------ decoding
 
-FACE_MARGIN = 0.1    # a found face is cropped with this share of its size on each side, as FER-2013's faces are
-
-
-def decode_image(path, height, width, detect_faces=False, face_margin=FACE_MARGIN):
+def decode_image(path, height, width):
     """Read one image file as a (height, width) uint8 grayscale array.
 
     Any format Pillow reads: JPEG (progressive, CMYK), PNG (RGBA, palette,
     16-bit), BMP, GIF (first frame), ... Raises ValueError with the reason
-    when the file is not a usable image. With detect_faces, the largest face
-    is cropped (with face_margin of its size on each side) before resizing,
-    as FER-2013's faces are cropped; without a face, the whole image is used.
+    when the file is not a usable image. (Finding the face in a photo first
+    is cnn_faces.py's work.)
     """
-    # A face detector needs resolution: decode a big JPEG at no less than 640 pixels then.
-    draft = (max(width * 2, 640), max(height * 2, 640)) if detect_faces else (width * 2, height * 2)
-    img = to_grey(read_image(path, draft))
-    if detect_faces:
-        boxes = find_faces(np.asarray(img))
-        if not boxes:
-            print(f"note: {path}: no face found; using the whole image")
-        else:
-            img = crop_face(img, boxes[0], face_margin)
+    img = to_grey(read_image(path, (width * 2, height * 2)))
     img = img.resize((width, height), Image.Resampling.BILINEAR)
     return np.asarray(img, dtype=np.uint8)
-
-
-def crop_face(img, box, margin=FACE_MARGIN):
-    """The face at box (x, y, w, h) of a Pillow image, with margin of its size on each side, kept inside the image."""
-    x, y, w, h = box
-    m = int(max(w, h) * margin)
-    return img.crop((max(x - m, 0), max(y - m, 0), min(x + w + m, img.width), min(y + h + m, img.height)))
 
 
 def read_image(path, draft_size=None):
@@ -106,45 +87,6 @@ def opencv():
         raise SystemExit('error: finding faces and reading videos needs OpenCV: '
                          'pip install "opencv-python-headless>=4.8,<5"') from None
     return cv2
-
-
-_FACE_DETECTOR = []
-
-
-def find_faces(gray):
-    """The faces in a grayscale array, largest first, each as (x, y, w, h) in its pixels.
-
-    OpenCV's Haar cascade, shipped inside the opencv-python-headless wheel
-    (4.x; nothing is downloaded). The image is padded with its own border
-    first: a photo that is already a tight face crop leaves the detector no
-    margin, and it then latches onto the nose or misses the face.
-    """
-    cv2 = opencv()
-    if not _FACE_DETECTOR:
-        _FACE_DETECTOR.append(cv2.CascadeClassifier(
-            os.path.join(cv2.data.haarcascades, "haarcascade_frontalface_alt2.xml")))
-    height, width = gray.shape
-    pad = max(height, width) // 4
-    padded = cv2.copyMakeBorder(cv2.equalizeHist(gray), pad, pad, pad, pad, cv2.BORDER_REPLICATE)
-    faces = _FACE_DETECTOR[0].detectMultiScale(padded, scaleFactor=1.1, minNeighbors=5,
-                                               minSize=(max(24, min(height, width) // 12),) * 2)
-    boxes = []
-    for x, y, w, h in sorted(faces, key=lambda f: -f[2] * f[3]):
-        # Back in the image's own pixels, clipped to it: the padding is not the photo.
-        left, top = max(int(x) - pad, 0), max(int(y) - pad, 0)
-        right, bottom = min(int(x + w) - pad, width), min(int(y + h) - pad, height)
-        box = (left, top, right - left, bottom - top)
-        # A "face" lying within a larger one is a nose or an eye of it (one photo here had one): left out.
-        if right > left and bottom > top and not any(_overlap(box, kept) > 0.3 for kept in boxes):
-            boxes.append(box)
-    return boxes
-
-
-def _overlap(box, other):
-    """The share of box's area that other covers."""
-    (x, y, w, h), (u, v, s, t) = box, other
-    across = max(0, min(x + w, u + s) - max(x, u)) * max(0, min(y + h, v + t) - max(y, v))
-    return across / (w * h)
 
 
 TRUNCATED = "truncated or corrupt image data"

@@ -7,6 +7,7 @@
     python cnn_eval.py --tta=flip                       # average each face with its mirror
     python cnn_eval.py --tta=crops                      # ten-crop: 4 corners and centre, each mirrored
     python cnn_eval.py --detect_faces=False photo.jpg   # the whole image is the face (default auto: found in photos)
+    python cnn_eval.py --detector=haar photo.jpg        # OpenCV's Haar cascade instead of MTCNN (the default)
     python cnn_eval.py --annotate=DIR photo.jpg         # where the copies with boxes go (default annotated/)
     python cnn_eval.py --hide_faces=True group.jpg      # those copies with each face pixelated, to share them
     python cnn_eval.py --fps=5 clip.mp4                 # frames scored per second of video (default 2)
@@ -15,8 +16,8 @@
 
 Without --model it scores log/model.keras, or the shipped pretrained/fer2013.keras
 when there is none. A small image that is itself a face (FER-2013's, test_images/)
-is scored whole; in a larger photo every face is found (OpenCV's Haar cascade) and
-scored, and a copy with each box, class and confidence goes into annotated/ beside
+is scored whole; in a larger photo every face is found (MTCNN, or --detector=haar) and
+scored (cnn_faces.score_picture, the Python API's own path); and a copy with each box, class and confidence goes into annotated/ beside
 eval.json. A video (any file OpenCV reads) is sampled --fps times a second; its
 entry in eval.json has every frame's faces, and timeline.png beside eval.json the
 probability of each class over time.
@@ -35,14 +36,15 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np
 
+import cnn_faces
 import cnn_metrics
+import cnn_model
 import cnn_params
 import cnn_photos
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-SHIPPED = os.path.join(HERE, "pretrained", "fer2013.keras")
+SHIPPED = cnn_faces.SHIPPED
 OPTIONS = {"model": "", "images": "test_images", "out": "", "tta": "none", "detect_faces": "auto",
-           "annotate": "", "hide_faces": "False", "fps": "2", "camera": ""}
+           "detector": cnn_faces.DEFAULT_DETECTOR, "annotate": "", "hide_faces": "False", "fps": "2", "camera": ""}
 SHEET_MAX = 64    # faces drawn on eval.png
 
 
@@ -65,6 +67,8 @@ def parse_args(argv):
     if options["detect_faces"] not in ("auto", "True", "False"):
         sys.exit(f"error: --detect_faces={options['detect_faces']}: expected auto, True or False")
     options["detect_faces"] = {"auto": "auto", "True": True, "False": False}[options["detect_faces"]]
+    if options["detector"] not in cnn_faces.DETECTORS:
+        sys.exit(f"error: --detector={options['detector']}: expected one of: {', '.join(cnn_faces.DETECTORS)}")
     if options["hide_faces"] not in ("True", "False"):
         sys.exit(f"error: --hide_faces={options['hide_faces']}: expected True or False")
     options["hide_faces"] = options["hide_faces"] == "True"
@@ -88,7 +92,6 @@ def choose_model(options, images_named):
     """The model files to score with, saying which when none was named: log/model.keras after a
     training run, else the shipped model. A model trained on the cartoon demo set, used on
     anything but test_images/, is said to be one."""
-    import cnn_model
     if options["model"]:
         paths = options["model"].split(",")
     elif os.path.exists(os.path.join("log", "model.keras")):
@@ -143,19 +146,13 @@ def read_folder(images_dir, classes):
 
 def main(argv):
     options, files = parse_args(argv)
-    import cnn_model
     named = bool(files or options["camera"]) or os.path.abspath(options["images"]) != os.path.abspath("test_images")
     paths = choose_model(options, named)
     try:
-        models, classes, _ = cnn_model.load_models(paths)
-    except cnn_model.ModelError as error:
+        scorer = cnn_faces.load_scorer(paths)
+    except cnn_faces.FaceError as error:
         sys.exit(f"error: {error}")
-    input_shape = models[0].input_shape[1:3]
-
-    def probabilities_of(faces):
-        # An ensemble's answer is the mean of its models' probabilities (each with the same TTA).
-        batch = np.stack(faces)[..., None]
-        return np.mean([cnn_model.predict(model, batch, tta=options["tta"]) for model in models], axis=0)
+    classes = scorer[1]
 
     # eval.json goes beside the model; for the shipped model, into the current folder (pretrained/ is part
     # of the toolkit, not a place for one person's results).
@@ -165,59 +162,46 @@ def main(argv):
                                                              os.path.join(os.path.dirname(out), "annotated"))
     sources = [(f"camera {options['camera']}", None)] if options["camera"] else gather(options["images"], files, classes)
 
-    # 1. Every file's faces: the whole image when it is one, every face found in a photo, and
-    #    every face of each sampled frame of a video.
-    photos, videos = [], []
+    # 1. Each file in turn: every face found (or the whole image when it is a face already, or when no
+    #    face is found), scored, printed and drawn; one entry per file, its answer its largest face's.
+    n_videos = sum(1 for path, _ in sources if options["camera"] or cnn_photos.is_video(path))
+    print(f"\n{'file':<48}{'true':>10}{'predicted':>11}{'confidence':>12}  face")
+    predictions, largest, n_faces = [], [], 0
     for path, true in sources:
         try:
             if options["camera"] or cnn_photos.is_video(path):
-                videos.append((path, read_video(path, options, input_shape)))
+                entry = score_video(path, options, scorer, out, annotate, several=n_videos > 1)
+                print_row(path, None, entry)
+                n_faces += sum(len(f["faces"]) for f in entry["frames"])
             else:
-                grey, colour = cnn_photos.read_photo(path)
-                photos.append((path, true, colour, cnn_photos.faces_in(grey, input_shape, options["detect_faces"], path)))
-        except ValueError as error:
-            print(f"skipped {path}: {error}")
-    if not photos and not videos:
+                entry, face_pixels = score_photo(path, true, options, scorer, annotate)
+                largest.append(face_pixels)
+                n_faces += len(entry["faces"])
+        except ValueError as error:          # cnn_faces.FaceError names the file; a video's error does not
+            print(f"skipped {error}" if isinstance(error, cnn_faces.FaceError) else f"skipped {path}: {error}")
+            continue
+        except ImportError as error:         # the detector's package is not installed
+            sys.exit(f"error: {error}")
+        predictions.append(entry)
+    if not predictions:
         sys.exit(f"error: no image could be read from {' '.join(files) or options['images']}")
 
-    # 2. Score every face at once, and write one entry per file, its own answer its largest face's.
-    faces = [pixels for *_, found in photos for _, pixels in found]
-    faces += [pixels for _, (frames, _) in videos for frame in frames for _, pixels in frame["found"]]
-    scores = iter(probabilities_of(faces))
-    print(f"\n{'file':<48}{'true':>10}{'predicted':>11}{'confidence':>12}  face")
-    predictions, largest = [], []
-    for path, true, colour, found in photos:
-        entry = {"path": path, "true": true, "faces": [face_entry(box, next(scores), classes) for box, _ in found]}
-        entry.update(predicted=entry["faces"][0]["predicted"], probabilities=entry["faces"][0]["probabilities"])
-        for face in entry["faces"]:
-            print_row(path, true, face)
-        predictions.append(entry)
-        largest.append(found[0][1])
-        if annotate and options["detect_faces"] is not False and not cnn_photos.is_face_crop(colour.size, input_shape):
-            os.makedirs(annotate, exist_ok=True)
-            cnn_photos.draw_faces(colour, entry["faces"], options["hide_faces"]).save(
-                cnn_photos.output_name(annotate, path, ""))
-    for path, (frames, rate) in videos:
-        entry = video_entry(path, frames, rate, scores, classes, out, annotate, several=len(videos) > 1,
-                            hide=options["hide_faces"])
-        print_row(path, None, entry)
-        predictions.append(entry)
-
-    # 3. Accuracy over the labelled files, eval.json, and eval.png of each photo's largest face.
+    # 2. Accuracy over the labelled files, eval.json, and eval.png of each photo's largest face.
     labelled = [i for i, e in enumerate(predictions) if e["true"] is not None]
     probabilities = np.array([[e["probabilities"][c] for c in classes] for e in predictions])
     labels = np.array([classes.index(predictions[i]["true"]) for i in labelled], dtype=np.int64)
     result = cnn_metrics.score(probabilities[labelled], labels, classes)
-    report = {"model": ",".join(paths), "classes": classes, "tta": options["tta"], "n_scored": len(predictions),
-              "n_faces": len(faces), "accuracy": result["accuracy"], "loss": result["loss"], "n_labelled": result["n"],
-              "per_class": result.get("per_class", {}), "predictions": predictions}
+    report = {"model": ",".join(paths), "classes": classes, "tta": options["tta"], "detector": options["detector"],
+              "n_scored": len(predictions), "n_faces": n_faces, "accuracy": result["accuracy"], "loss": result["loss"],
+              "n_labelled": result["n"], "per_class": result.get("per_class", {}), "predictions": predictions}
     cnn_model.write_json(out, report)
     sheet = os.path.splitext(out)[0] + ".png"
+    photos = [(e["path"], e["true"], i) for i, e in enumerate(predictions) if "frames" not in e]
     if largest:
         # A sheet of thousands of faces would take minutes and gigabytes to draw; the
         # first SHEET_MAX show what the network saw, eval.json holds every prediction.
-        shown_photos = [(p[0], p[1]) for p in photos][:SHEET_MAX]
-        contact_sheet(largest[:SHEET_MAX], shown_photos, probabilities[:len(photos)][:SHEET_MAX], classes, sheet)
+        contact_sheet(largest[:SHEET_MAX], [(p, t) for p, t, _ in photos][:SHEET_MAX],
+                      probabilities[[i for *_, i in photos]][:SHEET_MAX], classes, sheet)
     shown = "" if len(photos) <= SHEET_MAX else f" (the sheet shows the first {SHEET_MAX} of {len(photos)})"
     print(f"\nwrote {out}" + (f" and {sheet}{shown}" if largest else "") +
           (f"; the faces drawn on copies in {annotate}/" if annotate and os.path.isdir(annotate) else ""))
@@ -227,10 +211,30 @@ def main(argv):
         print(f"accuracy: {result['accuracy']:.4f} ({correct}/{result['n']})")
 
 
-def face_entry(box, probabilities, classes):
+def score_photo(path, true, options, scorer, annotate):
+    """One photo's entry in eval.json (every face, its own answer its largest face's), its rows
+    printed, its annotated copy written; and the largest face's pixels, for the contact sheet."""
+    colour = cnn_faces.read_picture(path)
+    input_shape = scorer[0][0].input_shape[1:3]
+    faces = cnn_faces.score_picture(colour, scorer, options["detector"], options["detect_faces"], options["tta"])
+    if not faces:               # the command line falls back to the whole picture (the API returns [])
+        print(f"note: {path}: no face found; using the whole image")
+        faces = cnn_faces.score_picture(colour, scorer, options["detector"], False, options["tta"])
+    entry = {"path": path, "true": true, "faces": [face_entry(f["box"], f["emotions"]) for f in faces]}
+    entry.update(predicted=entry["faces"][0]["predicted"], probabilities=entry["faces"][0]["probabilities"])
+    for face in entry["faces"]:
+        print_row(path, true, face)
+    if annotate and options["detect_faces"] is not False and not cnn_faces.is_face_crop(colour.size, input_shape):
+        os.makedirs(annotate, exist_ok=True)
+        cnn_photos.draw_faces(colour, entry["faces"], options["hide_faces"]).save(
+            cnn_photos.output_name(annotate, path, ""))
+    return entry, faces[0]["pixels"]
+
+
+def face_entry(box, emotions):
     """One face of eval.json, as the `fer` package writes it: its box in the image's pixels."""
-    return {"box": [int(v) for v in box], "predicted": classes[int(np.argmax(probabilities))],
-            "probabilities": {c: round(float(q), 5) for c, q in zip(classes, probabilities)}}
+    return {"box": [int(v) for v in box], "predicted": max(emotions, key=emotions.get),
+            "probabilities": {c: round(float(q), 5) for c, q in emotions.items()}}
 
 
 def print_row(path, true, face):
@@ -240,21 +244,24 @@ def print_row(path, true, face):
     print(f"{shown:<48}{true or '-':>10}{face['predicted']:>11}{confidence:>12.3f}  {where}")
 
 
-def read_video(path, options, input_shape):
-    """The sampled frames of a video (or a camera, until Ctrl-C), each with its faces found."""
+def score_video(path, options, scorer, out, annotate, several):
+    """A video's entry in eval.json (or a camera's, until Ctrl-C): every sampled frame's faces, found
+    and scored as each frame is read; its own answer the class of the highest mean probability over
+    the frames' largest faces. Writes its timeline plot, and with annotate, a copy of the sampled
+    frames with the boxes drawn (--hide_faces: each face pixelated)."""
+    from PIL import Image
+    classes = scorer[1]
     source = int(options["camera"]) if options["camera"] else path
-    frames, rate = cnn_photos.video_frames(source, options["fps"], keep_colour=options["annotate"] != "False")
-    for frame in frames:
-        frame["found"] = cnn_photos.faces_in(frame.pop("grey"), input_shape, True, f"{path} at {frame['time_s']} s")
-    return frames, rate
-
-
-def video_entry(path, frames, rate, scores, classes, out, annotate, several, hide=False):
-    """A video's entry in eval.json: every sampled frame's faces; its own answer the class of the
-    highest mean probability over the frames' largest faces. Writes its timeline plot, and with
-    annotate, a copy of the sampled frames with the boxes drawn (hide: each face pixelated)."""
-    for frame in frames:
-        frame["faces"] = [face_entry(box, next(scores), classes) for box, _ in frame.pop("found")]
+    rate, frames_read = cnn_photos.video_frames(source, options["fps"])
+    frames, drawn = [], []
+    for time_s, rgb in frames_read:
+        colour = Image.fromarray(rgb)
+        faces = cnn_faces.score_picture(colour, scorer, options["detector"], True, options["tta"])
+        frames.append({"time_s": time_s, "faces": [face_entry(f["box"], f["emotions"]) for f in faces]})
+        if annotate:
+            drawn.append(np.asarray(cnn_photos.draw_faces(colour, frames[-1]["faces"], options["hide_faces"])))
+    if not frames:
+        raise ValueError("a video without a readable frame")
     mean = np.mean([[f["faces"][0]["probabilities"][c] for c in classes] for f in frames if f["faces"]] or
                    [[0.0] * len(classes)], axis=0)
     name = os.path.splitext(os.path.basename(str(path)))[0].replace(" ", "_")
@@ -262,15 +269,11 @@ def video_entry(path, frames, rate, scores, classes, out, annotate, several, hid
     cnn_photos.plot_timeline(frames, classes, timeline, f"{path}: each class over time")
     entry = {"path": str(path), "true": None, "predicted": classes[int(np.argmax(mean))],
              "probabilities": {c: round(float(q), 5) for c, q in zip(classes, mean)}, "timeline": timeline,
-             "frames": [{"time_s": f["time_s"], "faces": f["faces"]} for f in frames]}
+             "frames": frames}
     if annotate:
         os.makedirs(annotate, exist_ok=True)
-        from PIL import Image
-        drawn = [np.asarray(cnn_photos.draw_faces(Image.fromarray(f["rgb"]), f["faces"], hide)) for f in frames]
         entry["annotated"] = cnn_photos.output_name(annotate, str(path), ".mp4")
         cnn_photos.write_video(drawn, rate, entry["annotated"])
-    for frame in frames:
-        frame.pop("rgb", None)
     return entry
 
 

@@ -1,11 +1,7 @@
-"""Every face in a photo or a video: found, cut out as the training faces were, and drawn
-with its answer.
+"""Photos and videos around the faces: a video's frames, each photo or frame drawn with its
+faces' answers, the annotated video, and the timeline of a video's classes.
 
-cnn_eval.py scores what this module hands it. A photo that is already a face crop
-(no bigger than twice the network's input, as FER-2013's faces and test_images/ are)
-is one face, the whole image; in a larger photo OpenCV's Haar cascade finds every
-face (cnn_data.find_faces). A video is read with OpenCV, a few frames a second, and
-each frame is a photo.
+cnn_faces.py finds and scores the faces; cnn_eval.py puts the two together.
 """
 import os
 
@@ -17,69 +13,36 @@ import cnn_data
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv")
 
 
-def is_face_crop(size, input_shape):
-    """Whether an image of this (width, height) is a face already: no side over twice the network's input."""
-    return max(size) <= 2 * max(input_shape)
-
-
-def faces_in(grey, input_shape, detect, where):
-    """The faces of one grey picture (a PIL "L" image at its original size), largest first, as
-    (box, pixels): box = [x, y, w, h] in the picture's pixels, pixels = the crop at input_shape.
-
-    detect: True (find faces), False (the whole picture is the face) or "auto" (find them
-    unless the picture is itself a face crop). Found none: the whole picture, said once."""
-    height, width = input_shape
-    whole = [([0, 0, grey.width, grey.height], _resized(grey, width, height))]
-    if detect is False or (detect == "auto" and is_face_crop(grey.size, input_shape)):
-        return whole
-    boxes = cnn_data.find_faces(np.asarray(grey))
-    if not boxes:
-        print(f"note: {where}: no face found; using the whole image")
-        return whole
-    return [(list(box), _resized(cnn_data.crop_face(grey, box), width, height)) for box in boxes]
-
-
-def _resized(img, width, height):
-    return np.asarray(img.resize((width, height), Image.Resampling.BILINEAR), dtype=np.uint8)
-
-
-def read_photo(path):
-    """The photo as a grey PIL image at its original size, and in colour for drawing on."""
-    colour = cnn_data.read_image(path)
-    return cnn_data.to_grey(colour), colour.convert("RGB")
-
-
 def is_video(path):
     return path.lower().endswith(VIDEO_SUFFIXES)
 
 
-def video_frames(source, fps, keep_colour=False):
-    """The frames of a video file (or of a camera, given its number, until Ctrl-C), fps a second
-    (every frame when the video has fewer): dicts of time_s, the grey picture and, with keep_colour,
-    the RGB array to draw on. Raises ValueError when OpenCV cannot read it."""
+def video_frames(source, fps):
+    """A video file (or a camera, given its number) read fps frames a second (every frame when the
+    video has fewer): the sampled rate, and a generator of (time_s, RGB array) that stops at the
+    end, or on Ctrl-C for a camera. Raises ValueError when OpenCV cannot open it."""
     cv2 = cnn_data.opencv()
     capture = cv2.VideoCapture(source)
     if not capture.isOpened():
         raise ValueError("not a video OpenCV can read" if isinstance(source, str) else "no such camera")
     rate = capture.get(cv2.CAP_PROP_FPS) or 30.0
     step = max(1, int(round(rate / fps)))
-    index, frames = 0, []
-    try:
-        while True:
-            ok, frame = capture.read()
-            if not ok:
-                break
-            if index % step == 0:
-                rgb = cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
-                frames.append({"time_s": round(index / rate, 3), "grey": Image.fromarray(rgb).convert("L"),
-                               "rgb": rgb if keep_colour else None})
-            index += 1
-    except KeyboardInterrupt:            # a camera runs until Ctrl-C; what it saw so far is scored
-        pass
-    capture.release()
-    if not frames:
-        raise ValueError("a video without a readable frame")
-    return frames, rate / step
+
+    def frames():
+        index = 0
+        try:
+            while True:
+                ok, frame = capture.read()
+                if not ok:
+                    break
+                if index % step == 0:
+                    yield round(index / rate, 3), cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
+                index += 1
+        except KeyboardInterrupt:            # a camera runs until Ctrl-C; what it saw so far is kept
+            pass
+        finally:
+            capture.release()
+    return rate / step, frames()
 
 
 def draw_faces(colour, faces, hide=False):
@@ -93,7 +56,7 @@ def draw_faces(colour, faces, hide=False):
             blocks = picture.crop((x, y, x + w, y + h)).resize((10, 10), Image.BOX)
             picture.paste(blocks.resize((w, h), Image.NEAREST), (x, y))
     pen = ImageDraw.Draw(picture)
-    thickness = max(2, min(picture.size) // 150)
+    thickness = max(3, min(picture.size) // 150)      # 2 pixels of red blur into a face under JPEG
     font = ImageFont.load_default(size=max(12, min(picture.size) // 30))
     for face in faces:
         x, y, w, h = face["box"]

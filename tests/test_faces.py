@@ -2,13 +2,17 @@
 import json
 import os
 import shutil
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 from PIL import Image
 
 import cnn_data
-from conftest import run_script
+import cnn_faces
+import cnn_model
+from conftest import REPO, run_script
 
 
 
@@ -17,37 +21,162 @@ def _photos(external_faces):
             for f in os.listdir(os.path.join(external_faces, c))]
 
 
-def test_a_face_is_found_in_each_real_photo(external_faces):
+@pytest.mark.parametrize("detector", cnn_faces.DETECTORS)
+def test_a_face_is_found_in_each_real_photo(external_faces, detector):
     for path in _photos(external_faces):
-        gray = np.asarray(cnn_data.to_grey(cnn_data.read_image(path)))   # the PNG needs the lenient decoder
-        boxes = cnn_data.find_faces(gray)
+        rgb = np.asarray(cnn_faces.read_picture(path))            # the PNG needs the lenient decoder
+        boxes = cnn_faces.find_faces(rgb, detector)
         assert len(boxes) == 1, (path, boxes)             # one person per photo
         x, y, w, h = boxes[0]
-        assert min(w, h) >= min(gray.shape) / 2, (path, boxes)  # these photos are mostly face
-        assert x >= 0 and y >= 0 and x + w <= gray.shape[1] and y + h <= gray.shape[0]   # inside the photo
+        assert min(w, h) >= min(rgb.shape[:2]) / 2, (path, boxes)  # these photos are mostly face
+        assert x >= 0 and y >= 0 and x + w <= rgb.shape[1] and y + h <= rgb.shape[0]   # inside the photo
 
 
-def test_a_small_face_in_a_big_photo_is_cropped_where_it_is(external_faces, tmp_path):
-    face = Image.open(os.path.join(external_faces, "neutral", "neutro.jpg")).convert("L")
+def _compose(external_faces, face_width, canvas=(1600, 1200), texture=False, seed=0):
+    """The 8 real photos on one canvas, each scaled so that its face (about 3/4 of the photo's
+    width) is face_width pixels wide, on a plain wall or a busy texture of colour blotches.
+    Returns the canvas (RGB) and where each photo lies: (class, x, y, w, h)."""
+    rng = np.random.default_rng(seed)
+    if texture:
+        small = rng.integers(0, 256, (canvas[1] // 24, canvas[0] // 24, 3), dtype=np.uint8)
+        picture = Image.fromarray(small).resize(canvas, Image.Resampling.BICUBIC)
+    else:
+        picture = Image.new("RGB", canvas, (200, 200, 190))
+    places, x, y, row = [], 30, 30, 0
+    for path in _photos(external_faces):
+        photo = cnn_faces.read_picture(path)
+        width = int(face_width / 0.75)
+        photo = photo.resize((width, photo.height * width // photo.width), Image.Resampling.LANCZOS)
+        if x + photo.width > canvas[0] - 30:
+            x, y, row = 30, y + row + 40, 0
+        picture.paste(photo, (x, y))
+        places.append((path.split(os.sep)[-2], x, y, photo.width, photo.height))
+        x, row = x + photo.width + 50, max(row, photo.height)
+    return picture, places
+
+
+def _which(box, places):
+    """The photo a box's centre lies on, or None."""
+    x, y, w, h = box
+    on = [p for p in places if p[1] <= x + w / 2 <= p[1] + p[3] and p[2] <= y + h / 2 <= p[2] + p[4]]
+    return on[0][0] if on else None
+
+
+@pytest.mark.parametrize("face_width,texture", [(40, False), (80, True), (200, False)])
+def test_every_face_of_a_composed_group_is_found_where_it_is(external_faces, face_width, texture):
+    """MTCNN (the default) finds all 8 faces, small or large, on a plain wall or a busy texture,
+    each box on its own photo and about the face's size, with no false face."""
+    picture, places = _compose(external_faces, face_width, texture=texture)
+    boxes = cnn_faces.find_faces(np.asarray(picture))
+    assert sorted(_which(b, places) or "false face" for b in boxes) == sorted(p[0] for p in places), boxes
+    assert all(0.5 * face_width <= w <= 1.5 * face_width for _, _, w, _ in boxes), boxes
+    assert [w * h for _, _, w, h in boxes] == sorted((w * h for _, _, w, h in boxes), reverse=True)
+
+
+def test_the_haar_cascade_misses_small_faces_that_mtcnn_finds(external_faces):
+    """Why MTCNN is the default: at 40 pixels, the Haar cascade finds fewer of the 8 faces."""
+    picture, places = _compose(external_faces, 40)
+    haar = {_which(b, places) for b in cnn_faces.find_faces(np.asarray(picture), "haar")} - {None}
+    mtcnn = {_which(b, places) for b in cnn_faces.find_faces(np.asarray(picture), "mtcnn")} - {None}
+    assert len(mtcnn) == 8 and len(haar) < 8, (haar, mtcnn)
+
+
+def test_a_small_face_in_a_big_photo_is_cut_out_where_it_is(external_faces):
+    face = cnn_faces.read_picture(os.path.join(external_faces, "neutral", "neutro.jpg")).convert("L")
     canvas = Image.new("L", (1600, 1200), 90)
     canvas.paste(face, (1100, 700))                     # face photo at x 1100..1352, y 700..1005
-    path = tmp_path / "group.jpg"
-    canvas.save(path)
-    (x, y, size, _), = cnn_data.find_faces(np.asarray(canvas))
-    assert 1050 <= x <= 1200 and 700 <= y <= 850 and 150 <= size <= 300
-    cropped = cnn_data.decode_image(str(path), 48, 48, detect_faces=True)
-    whole = cnn_data.decode_image(str(path), 48, 48)
-    background = lambda pixels: np.mean(np.abs(pixels.astype(int) - 90) <= 3)
-    assert background(whole) > 0.8          # the photo is mostly empty canvas ...
-    assert background(cropped) < 0.35       # ... the crop is the face (its margin spills past the narrow photo)
+    ((x, y, w, h), pixels), = cnn_faces.faces_in(canvas.convert("RGB"), (48, 48))
+    assert 1100 <= x <= 1200 and 700 <= y <= 850 and 150 <= max(w, h) <= 300
+    background = lambda p: np.mean(np.abs(p.astype(int) - 90) <= 3)
+    assert pixels.shape == (48, 48)
+    assert background(np.asarray(canvas.resize((48, 48)))) > 0.8     # the photo is mostly empty canvas ...
+    assert background(pixels) < 0.35                                  # ... the crop is the face
 
 
-def test_no_face_falls_back_to_the_whole_image(tmp_path, capsys):
+def test_no_face_gives_no_entry_in_the_api_and_the_whole_image_on_the_command_line(tmp_path):
     path = tmp_path / "wall.png"
     Image.fromarray(np.tile(np.linspace(0, 255, 200).astype(np.uint8), (150, 1))).save(path)
-    pixels = cnn_data.decode_image(str(path), 48, 48, detect_faces=True)
-    assert pixels.shape == (48, 48)
-    assert f"{path}: no face found; using the whole image" in capsys.readouterr().out
+    assert cnn_faces.detect_emotions(str(path)) == []
+    assert cnn_faces.detect_emotions(np.full((300, 400, 3), 128, np.uint8)) == []
+    result = run_script("cnn_eval.py", "wall.png", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "note: wall.png: no face found; using the whole image" in result.stdout
+    (entry,) = json.loads((tmp_path / "eval.json").read_text())["predictions"]
+    assert entry["faces"][0]["box"] == [0, 0, 200, 150]
+
+
+# ------------------------------------------------------------------ the Python API
+
+def test_the_api_gives_the_same_faces_from_a_path_a_pil_image_and_an_array(external_faces, tmp_path):
+    picture, places = _compose(external_faces, 120, canvas=(1400, 700))
+    picture.save(tmp_path / "group.png")
+    from_path = cnn_faces.detect_emotions(str(tmp_path / "group.png"))
+    from_pil = cnn_faces.detect_emotions(picture)
+    from_array = cnn_faces.detect_emotions(np.asarray(picture))
+    assert len(from_path) == len(places) == 8
+    assert from_path == from_pil == from_array
+    for face in from_path:
+        assert set(face) == {"box", "emotions"} and _which(face["box"], places)
+        assert list(face["emotions"]) == ["angry", "disgust", "fear", "happy", "neutral", "sad", "surprise"]
+        assert abs(sum(face["emotions"].values()) - 1) < 1e-4
+    areas = [w * h for _, _, w, h in (f["box"] for f in from_path)]
+    assert areas == sorted(areas, reverse=True)                         # largest first
+    grey = cnn_faces.detect_emotions(np.asarray(picture.convert("L")))  # HxW grey: the same faces, near
+    assert len(grey) == 8 and all(_which(f["box"], places) for f in grey)
+
+
+def test_the_api_loads_the_model_and_the_detector_once(external_faces, monkeypatch):
+    loads = []
+    real = cnn_model.load_models
+    monkeypatch.setattr(cnn_model, "load_models", lambda paths: loads.append(paths) or real(paths))
+    monkeypatch.setattr(cnn_faces, "_LOADED_MODELS", {})
+    photo = np.asarray(cnn_faces.read_picture(os.path.join(external_faces, "happy", "feliz.jpg")))
+    answers = [cnn_faces.detect_emotions(photo) for _ in range(3)]
+    assert len(loads) == 1 and answers[0] == answers[1] == answers[2]
+    detector = cnn_faces._LOADED_DETECTORS["mtcnn"]
+    cnn_faces.detect_emotions(photo[::2, ::2].copy())
+    assert cnn_faces._LOADED_DETECTORS["mtcnn"] is detector and len(loads) == 1
+    (face,) = answers[0]
+    assert max(face["emotions"], key=face["emotions"].get) == "happy"
+
+
+def test_the_api_says_what_is_wrong_in_one_line(tmp_path):
+    (tmp_path / "notes.jpg").write_text("not an image")
+    cases = [
+        (str(tmp_path / "missing.jpg"), {}, f"{tmp_path / 'missing.jpg'}: no such file"),
+        (str(tmp_path), {}, f"{tmp_path}: a folder where an image file is expected"),
+        (str(tmp_path / "notes.jpg"), {}, f"{tmp_path / 'notes.jpg'}: not an image file"),
+        (np.zeros((10, 10, 3), np.float32), {}, "the array: pixels of type float32; expected uint8"),
+        (np.zeros((10, 10, 2), np.uint8), {}, "the array: shape (10, 10, 2); expected HxWx3 RGB"),
+        (np.zeros((0, 10), np.uint8), {}, "the array: shape (0, 10); an empty picture"),
+        ([1, 2, 3], {}, "a picture of type list; expected a path, a PIL image or a NumPy array"),
+        (np.zeros((60, 60), np.uint8), {"detector": "dlib"}, "detector 'dlib': expected one of mtcnn, haar"),
+        (np.zeros((60, 60), np.uint8), {"model": str(tmp_path / "none.keras")}, f"{tmp_path / 'none.keras'}: no such model file"),
+        (np.zeros((60, 60), np.uint8), {"tta": "twice"}, "tta 'twice': expected one of none, flip, crops"),
+    ]
+    for image, options, message in cases:
+        with pytest.raises(cnn_faces.FaceError) as error:
+            cnn_faces.detect_emotions(image, **options)
+        assert str(error.value).startswith(message), (str(error.value), message)
+        assert "\n" not in str(error.value)
+
+
+def test_the_api_works_from_another_folder_with_the_checkout_on_the_path(external_faces, tmp_path):
+    """As a user's own program uses it: the same faces from a path and from an array."""
+    script = tmp_path / "mine.py"
+    script.write_text(
+        "import sys, numpy as np\n"
+        "from PIL import Image\n"
+        "import cnn_faces\n"
+        "by_path = cnn_faces.detect_emotions(sys.argv[1])\n"
+        "by_array = cnn_faces.detect_emotions(np.asarray(Image.open(sys.argv[1]).convert('RGB')))\n"
+        "assert by_path == by_array and len(by_path) == 1, (by_path, by_array)\n"
+        "print('happiest:', max(by_path[0]['emotions'], key=by_path[0]['emotions'].get))\n")
+    env = dict(os.environ, PYTHONPATH=REPO, TF_CPP_MIN_LOG_LEVEL="3")
+    result = subprocess.run([sys.executable, str(script), os.path.join(external_faces, "happy", "feliz.jpg")],
+                            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "happiest: happy" in result.stdout
 
 
 def test_eval_with_face_detection_writes_the_contact_sheet(demo_dir, external_faces, tmp_path):
@@ -186,3 +315,28 @@ def test_hidden_faces_are_pixelated_in_the_annotated_copy_and_nothing_else_chang
     assert np.abs(drawn[:30] - shown[:30]).mean() < 2                  # the canvas above the photos: untouched
     bad = run_script("cnn_eval.py", "group.jpg", "--hide_faces=yes", cwd=tmp_path)
     assert bad.returncode != 0 and bad.stderr.strip().splitlines()[-1] == "error: --hide_faces=yes: expected True or False"
+
+
+def test_the_detector_is_chosen_on_the_command_line_and_a_wrong_one_is_said(external_faces, tmp_path):
+    """--detector=haar scores with the Haar cascade (eval.json says which); a name it does not know is one line."""
+    _group_photo(external_faces, tmp_path / "group.jpg")
+    result = run_script("cnn_eval.py", "group.jpg", "--detector=haar", "--annotate=False", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    report = json.loads((tmp_path / "eval.json").read_text())
+    assert report["detector"] == "haar"
+    expected = cnn_faces.find_faces(np.asarray(cnn_faces.read_picture(str(tmp_path / "group.jpg"))), "haar")
+    assert [f["box"] for f in report["predictions"][0]["faces"]] == [list(b) for b in expected]
+    bad = run_script("cnn_eval.py", "group.jpg", "--detector=dlib", cwd=tmp_path)
+    assert bad.returncode != 0 and bad.stderr.strip().splitlines()[-1] == \
+        "error: --detector=dlib: expected one of: mtcnn, haar"
+
+
+def test_a_missing_or_unreadable_file_is_named_and_skipped_and_the_rest_are_scored(external_faces, tmp_path):
+    shutil.copy(os.path.join(external_faces, "happy", "feliz.jpg"), tmp_path / "photo.jpg")
+    (tmp_path / "notes.jpg").write_text("not an image")
+    result = run_script("cnn_eval.py", "photo.jpg", "gone.jpg", "notes.jpg", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "skipped gone.jpg: no such file" in result.stdout
+    assert "skipped notes.jpg: not an image file" in result.stdout
+    (entry,) = json.loads((tmp_path / "eval.json").read_text())["predictions"]
+    assert entry["path"] == "photo.jpg" and entry["predicted"] == "happy"

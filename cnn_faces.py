@@ -1,0 +1,260 @@
+"""Every face in a picture: found, cut out as FER-2013's faces are, and scored. The Python API.
+
+    import cnn_faces
+    for face in cnn_faces.detect_emotions("group.jpg"):        # a path, a PIL image or a NumPy array
+        print(face["box"], max(face["emotions"], key=face["emotions"].get))
+
+detect_emotions returns one dict per face, largest first, as the `fer` package does:
+{"box": [x, y, w, h] in the picture's pixels, "emotions": {class: probability}}; [] when
+no face is found. The model (the shipped pretrained/fer2013.keras unless another is named)
+and the detector are loaded on first use and kept, so a loop over video frames loads each once.
+
+The detectors (DETECTORS; docs/faces.md measures them on composed group photos):
+- "mtcnn", the default: the MTCNN cascade of the `mtcnn` package, whose weights ship inside its
+  wheel. It finds faces down to about 24 pixels, darker faces and tilted heads.
+- "haar": OpenCV's Haar cascade, inside the opencv-python-headless 4.x wheel. Faster, and
+  it misses more (small faces, darker faces, tilted heads).
+A new detector is one function here, named in DETECTORS.
+
+cnn_eval.py scores through score_picture, the same function detect_emotions uses.
+"""
+import os
+
+import numpy as np
+from PIL import Image
+
+import cnn_data
+import cnn_model
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SHIPPED = os.path.join(HERE, "pretrained", "fer2013.keras")
+DEFAULT_DETECTOR = "mtcnn"
+FACE_MARGIN = 0.1       # a found face is cut out with this share of its size on each side, as FER-2013's faces are
+MIN_FACE = 24           # pixels: the smallest face looked for (a 40-pixel face is well above it)
+THUMBNAIL = 96          # pixels: the shorter side of the second look, for faces that fill the picture
+
+
+class FaceError(ValueError):
+    """A picture or an option the API cannot use, said in one line that names it."""
+
+
+# ------------------------------------------------------------------ reading a picture
+
+def read_picture(image, where=None):
+    """Any picture the API takes, as an RGB PIL image at its own size: a path (any format Pillow
+    reads), a PIL image, or a NumPy array (HxWx3 RGB or HxWx4 RGBA uint8, or HxW grey uint8).
+    Raises FaceError naming the file or saying what is wrong with the array."""
+    if isinstance(image, (str, os.PathLike)):
+        path = os.fspath(image)
+        if not os.path.exists(path):
+            raise FaceError(f"{path}: no such file")
+        if os.path.isdir(path):
+            raise FaceError(f"{path}: a folder where an image file is expected")
+        try:
+            return to_rgb(cnn_data.read_image(path))
+        except (ValueError, OSError) as error:
+            raise FaceError(f"{path}: {error}") from None
+    if isinstance(image, Image.Image):
+        return to_rgb(image)
+    if isinstance(image, np.ndarray):
+        name = where or "the array"
+        if image.dtype != np.uint8:
+            raise FaceError(f"{name}: pixels of type {image.dtype}; expected uint8 (0..255)")
+        if image.ndim == 3 and image.shape[2] == 1:
+            image = image[..., 0]
+        if not (image.ndim == 2 or (image.ndim == 3 and image.shape[2] in (3, 4))):
+            raise FaceError(f"{name}: shape {image.shape}; expected HxWx3 RGB, HxWx4 RGBA or HxW grey")
+        if min(image.shape[:2]) == 0:
+            raise FaceError(f"{name}: shape {image.shape}; an empty picture")
+        return to_rgb(Image.fromarray(image))
+    raise FaceError(f"a picture of type {type(image).__name__}; expected a path, a PIL image or a NumPy array")
+
+
+def to_rgb(img):
+    """A Pillow image in RGB: transparency white and 16-bit grey scaled, as cnn_data.to_grey treats them."""
+    if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
+        rgba = img.convert("RGBA")
+        return Image.alpha_composite(Image.new("RGBA", rgba.size, "white"), rgba).convert("RGB")
+    if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        return cnn_data.to_grey(img).convert("RGB")
+    return img.convert("RGB")
+
+
+# ------------------------------------------------------------------ finding faces
+
+DETECTORS = ("mtcnn", "haar")
+_LOADED_DETECTORS = {}
+
+
+def check_detector(name):
+    """The detector's name, or FaceError naming the choices."""
+    if name not in DETECTORS:
+        raise FaceError(f"detector {name!r}: expected one of {', '.join(DETECTORS)}")
+    return name
+
+
+def find_faces(rgb, detector=None):
+    """The faces in an RGB uint8 array (HxWx3), largest first, each as (x, y, w, h) in its pixels."""
+    name = check_detector(detector or DEFAULT_DETECTOR)
+    if min(rgb.shape[:2]) < MIN_FACE:
+        return []
+    boxes = {"mtcnn": _mtcnn_faces, "haar": _haar_faces}[name](rgb)
+    kept = []
+    for box in sorted(boxes, key=lambda b: -b[2] * b[3]):
+        # A "face" lying mostly within a larger one is a nose or an eye of it: left out.
+        if box[2] > 0 and box[3] > 0 and not any(_overlap(box, other) > 0.3 for other in kept):
+            kept.append(box)
+    return kept
+
+
+def _mtcnn_faces(rgb):
+    """MTCNN (P-, R- and O-Net), its weights inside the mtcnn wheel. Its O-Net threshold is
+    raised from 0.8 to 0.9: busy backgrounds gave false faces at 0.8 (docs/faces.md)."""
+    cv2 = cnn_data.opencv()
+    if "mtcnn" not in _LOADED_DETECTORS:
+        try:                            # imported on first use: --detector=haar works without it
+            from mtcnn import MTCNN
+        except ImportError:
+            raise ImportError('the mtcnn detector needs its package: pip install "mtcnn>=1.0,<2" '
+                              "(or use the haar detector)") from None
+        _LOADED_DETECTORS["mtcnn"] = MTCNN()
+    # mtcnn 1.0's image pyramid is only right for its smallest face, 12 pixels: asked for larger
+    # ones, its last scale can shrink a picture below P-Net's 12 pixels, and P-Net fails (a 640x480
+    # frame did). So the picture is shrunk here by 12 / MIN_FACE, and the boxes grown back.
+    # Its pyramid also stops with the picture's shorter side at about 24 pixels, so a face larger
+    # than half the picture is never seen (a tight face photo): a second look, at a thumbnail
+    # padded with its own border, finds those. find_faces drops the faces both looks find.
+    height, width = rgb.shape[:2]
+    boxes = []
+    for scale, pad in ((12 / MIN_FACE, 0), (THUMBNAIL / min(height, width), THUMBNAIL // 2)):
+        scale = min(scale, 1.0)
+        small = cv2.resize(rgb, (max(1, round(width * scale)), max(1, round(height * scale))),
+                           interpolation=cv2.INTER_AREA)
+        small = cv2.copyMakeBorder(small, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
+        if min(small.shape[:2]) < 24:          # no pyramid scale fits: nothing P-Net could see
+            continue
+        found = _LOADED_DETECTORS["mtcnn"].detect_faces(np.ascontiguousarray(small), min_face_size=12,
+                                                        threshold_onet=0.9)
+        for face in found:
+            x, y, w, h = face["box"]
+            left, top = max((x - pad) / scale, 0), max((y - pad) / scale, 0)
+            right, bottom = min((x + w - pad) / scale, width), min((y + h - pad) / scale, height)
+            boxes.append((int(round(left)), int(round(top)), int(round(right - left)), int(round(bottom - top))))
+    return boxes
+
+
+def _haar_faces(rgb):
+    """OpenCV's Haar cascade. The picture is padded with its own border first: a photo that is
+    already a tight face crop leaves the cascade no margin, and it then latches onto the nose."""
+    cv2 = cnn_data.opencv()
+    if "haar" not in _LOADED_DETECTORS:
+        _LOADED_DETECTORS["haar"] = cv2.CascadeClassifier(
+            os.path.join(cv2.data.haarcascades, "haarcascade_frontalface_alt2.xml"))
+    grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+    height, width = grey.shape
+    pad = max(height, width) // 4
+    padded = cv2.copyMakeBorder(cv2.equalizeHist(grey), pad, pad, pad, pad, cv2.BORDER_REPLICATE)
+    found = _LOADED_DETECTORS["haar"].detectMultiScale(padded, scaleFactor=1.1, minNeighbors=5,
+                                                       minSize=(max(MIN_FACE, min(height, width) // 40),) * 2)
+    boxes = []
+    for x, y, w, h in found:
+        # Back in the picture's own pixels, clipped to it: the padding is not the photo.
+        left, top = max(int(x) - pad, 0), max(int(y) - pad, 0)
+        right, bottom = min(int(x + w) - pad, width), min(int(y + h) - pad, height)
+        boxes.append((left, top, right - left, bottom - top))
+    return boxes
+
+
+def _overlap(box, other):
+    """The share of box's area that other covers."""
+    (x, y, w, h), (u, v, s, t) = box, other
+    across = max(0, min(x + w, u + s) - max(x, u)) * max(0, min(y + h, v + t) - max(y, v))
+    return across / (w * h)
+
+
+def crop_face(img, box, margin=FACE_MARGIN):
+    """The face at box (x, y, w, h) of a Pillow image as FER-2013 frames a face: a square about
+    the box's centre, its side the box's longer side plus margin of it on each side, kept inside
+    the image."""
+    x, y, w, h = box
+    side = max(w, h) * (1 + 2 * margin)
+    cx, cy = x + w / 2, y + h / 2
+    return img.crop((max(int(cx - side / 2), 0), max(int(cy - side / 2), 0),
+                     min(int(cx + side / 2), img.width), min(int(cy + side / 2), img.height)))
+
+
+def is_face_crop(size, input_shape):
+    """Whether a picture of this (width, height) is a face already: no side over twice the network's input."""
+    return max(size) <= 2 * max(input_shape)
+
+
+def faces_in(colour, input_shape, detect=True, detector=None):
+    """The faces of one RGB picture, largest first, as (box, pixels): box = [x, y, w, h] in the
+    picture's pixels, pixels = the grey crop at input_shape (height, width), as the network takes it.
+
+    detect: True (find faces), False (the whole picture is the face) or "auto" (find them
+    unless the picture is itself a face crop). None found: []."""
+    height, width = input_shape
+    grey = colour.convert("L")
+    if detect is False or (detect == "auto" and is_face_crop(colour.size, input_shape)):
+        return [([0, 0, colour.width, colour.height], _resized(grey, width, height))]
+    boxes = find_faces(np.asarray(colour), detector)
+    return [(list(box), _resized(crop_face(grey, box), width, height)) for box in boxes]
+
+
+def _resized(img, width, height):
+    return np.asarray(img.resize((width, height), Image.Resampling.BILINEAR), dtype=np.uint8)
+
+
+# ------------------------------------------------------------------ scoring
+
+_LOADED_MODELS = {}
+
+
+def load_scorer(model=None):
+    """The model(s) to score with, loaded once and kept: (Keras models, class names). model: None
+    (the shipped model), a .keras path, or several paths (a list, or one string with commas),
+    whose probabilities are averaged. Raises FaceError naming a file that cannot be used."""
+    paths = model if isinstance(model, (list, tuple)) else (os.fspath(model or SHIPPED)).split(",")
+    key = tuple(os.path.abspath(p) for p in paths)
+    if key not in _LOADED_MODELS:
+        try:
+            models, classes, _ = cnn_model.load_models(list(paths))
+        except cnn_model.ModelError as error:
+            raise FaceError(str(error)) from None
+        _LOADED_MODELS[key] = (models, classes)
+    return _LOADED_MODELS[key]
+
+
+def score_faces(scorer, pixels, tta="none"):
+    """Class probabilities of a list of (h, w) grey face crops: each model's, averaged."""
+    models, classes = scorer
+    if not pixels:
+        return np.zeros((0, len(classes)), np.float32)
+    batch = np.stack(pixels)[..., None]
+    return np.mean([cnn_model.predict(m, batch, tta=tta) for m in models], axis=0)
+
+
+def score_picture(colour, scorer, detector=None, detect=True, tta="none"):
+    """Every face of an RGB picture, largest first, found, cut out and scored: dicts of box,
+    emotions ({class: probability}) and pixels (the crop the network saw). detect as in faces_in."""
+    models, classes = scorer
+    found = faces_in(colour, models[0].input_shape[1:3], detect, detector)
+    probabilities = score_faces(scorer, [pixels for _, pixels in found], tta)
+    return [{"box": [int(v) for v in box], "emotions": {c: float(q) for c, q in zip(classes, row)}, "pixels": pixels}
+            for (box, pixels), row in zip(found, probabilities)]
+
+
+def detect_emotions(image, model=None, detector=None, tta="none"):
+    """Every face in a picture and its class probabilities, largest first:
+    [{"box": [x, y, w, h], "emotions": {class: probability}}, ...], [] when there is none.
+
+    image: a path, a PIL image, or a NumPy array (HxWx3 RGB uint8, or HxW grey uint8).
+    model: None (the shipped model), a .keras path, or several (averaged).
+    detector: one of DETECTORS (default DEFAULT_DETECTOR). tta: "none", "flip" or "crops".
+    Raises FaceError (a ValueError) naming the file, the array or the option that is wrong."""
+    if tta not in ("none", "flip", "crops"):
+        raise FaceError(f"tta {tta!r}: expected one of none, flip, crops")
+    check_detector(detector or DEFAULT_DETECTOR)
+    faces = score_picture(read_picture(image), load_scorer(model), detector, True, tta)
+    return [{"box": f["box"], "emotions": f["emotions"]} for f in faces]
