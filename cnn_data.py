@@ -42,15 +42,49 @@ def decode_image(path, height, width):
     return np.asarray(img, dtype=np.uint8)
 
 
+# An image that declares more pixels than this is refused before it is decoded: a PNG of a few
+# kilobytes can declare billions (a decompression bomb). Pillow's own limit, 89,478,485 pixels
+# (about 9,459 x 9,459); --max_image_pixels raises it (from Python: set cnn_data.MAX_PIXELS).
+MAX_PIXELS = Image.MAX_IMAGE_PIXELS
+
+
+class TooLarge(ValueError):
+    """An image that declares more pixels than MAX_PIXELS."""
+
+
+def set_max_pixels(limit):
+    """Raise (or lower) MAX_PIXELS; Pillow's own check is kept no lower, so it does not refuse first."""
+    global MAX_PIXELS
+    MAX_PIXELS = limit
+    Image.MAX_IMAGE_PIXELS = max(Image.MAX_IMAGE_PIXELS or 0, limit)
+
+
+def check_pixels(width, height):
+    """TooLarge, in words for the user, when width x height is over MAX_PIXELS."""
+    if width * height > MAX_PIXELS:
+        raise TooLarge(f"declares {width}x{height} = {width * height:,} pixels, over the limit of {MAX_PIXELS:,} "
+                       f"(a possible decompression bomb); if the image is genuine, raise the limit with "
+                       f"--max_image_pixels={width * height}")
+
+
 def read_image(path, draft_size=None):
     """The image in a file as a Pillow image (a big JPEG decoded at reduced scale towards
     draft_size, when given; a phone photo turned upright). Raises ValueError with the
-    reason when the file is not a usable image."""
+    reason when the file is not a usable image, and TooLarge, before decoding anything,
+    when it declares more than MAX_PIXELS pixels, whichever decoder would read it."""
     if os.path.getsize(path) == 0:
         raise ValueError("empty file (0 bytes)")
+    declared = _declared_size(path)
+    if declared:
+        check_pixels(*declared)
     try:
         return _open_with_pillow(path, draft_size)
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
+    except TooLarge:
+        raise
+    except Image.DecompressionBombError:
+        raise TooLarge(f"declares more pixels than Pillow's limit of {Image.MAX_IMAGE_PIXELS:,} allows "
+                       f"(a possible decompression bomb)") from None
+    except (OSError, SyntaxError, ValueError) as error:
         reason = _plain_reason(error)
     # Pillow refuses a PNG whose metadata chunk (a colour profile, say) has a bad checksum. Read
     # again leniently, its ancillary chunks' checksums unchecked (the pixels' still are); failing
@@ -104,6 +138,7 @@ def _plain_reason(error):
 
 def _open_with_pillow(path, draft_size):
     with Image.open(path) as img:
+        check_pixels(*img.size)
         if draft_size:
             img.draft("L", draft_size)            # a big JPEG decodes at reduced scale: much faster
         img.load()                                # decode now, so a truncated file fails here
@@ -117,7 +152,7 @@ def _open_leniently(path, draft_size):
     ImageFile.LOAD_TRUNCATED_IMAGES = True      # in PngImagePlugin, this is what skips those checksums
     try:
         return _open_with_pillow(path, draft_size)
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError):
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError):   # TooLarge was raised before
         return None
     finally:
         ImageFile.LOAD_TRUNCATED_IMAGES = previous
@@ -130,12 +165,35 @@ def _names_an_image_format(path):
     return head.startswith((b"\xff\xd8\xff", b"\x89PNG", b"GIF8", b"BM")) or (head[:4], head[8:]) == (b"RIFF", b"WEBP")
 
 
+def _declared_size(path):
+    """(width, height) as a PNG, GIF or BMP header declares them, read without decoding (so that
+    no decoder, Pillow's or TensorFlow's, is asked to decode a bomb); None for other formats,
+    which Pillow's own header check covers."""
+    with open(path, "rb") as f:
+        head = f.read(26)
+    if head.startswith(b"\x89PNG") and len(head) >= 24:
+        return int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
+    if head.startswith(b"GIF8") and len(head) >= 10:
+        return int.from_bytes(head[6:8], "little"), int.from_bytes(head[8:10], "little")
+    if head.startswith(b"BM") and len(head) >= 26:
+        return abs(int.from_bytes(head[18:22], "little", signed=True)), abs(int.from_bytes(head[22:26], "little", signed=True))
+    return None
+
+
 def _open_with_tensorflow(path):
     """The pixels as a Pillow image through TensorFlow's decoders, or None if it cannot read them."""
     try:
         import tensorflow as tf
         with open(path, "rb") as f:
-            pixels = tf.io.decode_image(f.read(), expand_animations=False).numpy()
+            data = f.read()
+        if data.startswith(b"\xff\xd8\xff"):      # a JPEG's size, read from its header before decoding it
+            height, width = tf.io.extract_jpeg_shape(data).numpy()[:2]
+            check_pixels(int(width), int(height))
+        elif _declared_size(path) is None:         # a size no header told: not decoded at all
+            return None
+        pixels = tf.io.decode_image(data, expand_animations=False).numpy()
+    except TooLarge:
+        raise
     except Exception:      # no TensorFlow (JAX-only machine) or not an image: either way, no pixels
         return None
     return Image.fromarray(pixels[..., 0] if pixels.shape[-1] == 1 else pixels)

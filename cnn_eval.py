@@ -13,6 +13,7 @@
     python cnn_eval.py --fps=5 clip.mp4                 # frames scored per second of video (default 2)
     python cnn_eval.py --camera=0                       # a webcam, live, until Ctrl-C
     python cnn_eval.py --model=a.keras,b.keras          # an ensemble: the models' probabilities averaged
+    python cnn_eval.py --max_image_pixels=200000000 big.png   # allow a larger image (default 89,478,485 pixels)
 
 Without --model it scores log/model.keras, or the shipped pretrained/fer2013.keras
 when there is none. A small image that is itself a face (FER-2013's, test_images/)
@@ -29,6 +30,7 @@ eval.json beside the model, the first of an ensemble (the shipped model's: in th
 current folder; or to --out=PATH), and eval.png: each file's face as the network
 saw it, with its top-3 classes.
 """
+import json
 import os
 import sys
 
@@ -36,6 +38,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np
 
+import cnn_data
 import cnn_faces
 import cnn_metrics
 import cnn_model
@@ -44,7 +47,8 @@ import cnn_photos
 
 SHIPPED = cnn_faces.SHIPPED
 OPTIONS = {"model": "", "images": "test_images", "out": "", "tta": "none", "detect_faces": "auto",
-           "detector": cnn_faces.DEFAULT_DETECTOR, "annotate": "", "hide_faces": "False", "fps": "2", "camera": ""}
+           "detector": cnn_faces.DEFAULT_DETECTOR, "annotate": "", "hide_faces": "False", "fps": "2", "camera": "",
+           "max_image_pixels": str(cnn_data.MAX_PIXELS)}
 SHEET_MAX = 64    # faces drawn on eval.png
 
 
@@ -77,8 +81,16 @@ def parse_args(argv):
         assert options["fps"] > 0
     except (ValueError, AssertionError):
         sys.exit(f"error: --fps={options['fps']}: expected frames per second, a number above 0, like --fps=2")
-    if options["camera"] and not options["camera"].isdigit():
-        sys.exit(f"error: --camera={options['camera']}: expected a camera number, like --camera=0")
+    if not options["max_image_pixels"].isdigit() or int(options["max_image_pixels"]) < 1:
+        sys.exit(f"error: --max_image_pixels={options['max_image_pixels']}: expected a whole number of pixels, "
+                 f"like --max_image_pixels={cnn_data.MAX_PIXELS}")
+    cnn_data.set_max_pixels(int(options["max_image_pixels"]))
+    if options["camera"] and not (options["camera"].isdigit() or os.path.isfile(options["camera"])):
+        sys.exit(f"error: --camera={options['camera']}: expected a camera number, like --camera=0, "
+                 f"or a video file to stand in for one")
+    if options["out"] and os.path.isdir(options["out"]):
+        sys.exit(f"error: --out={options['out']}: a folder; expected the JSON file to write, "
+                 f"like --out={os.path.join(options['out'], 'eval.json')}")
     return options, files
 
 
@@ -94,6 +106,8 @@ def choose_model(options, images_named):
     anything but test_images/, is said to be one."""
     if options["model"]:
         paths = options["model"].split(",")
+        if not all(paths):
+            sys.exit(f"error: --model={options['model']}: an empty name in the list; expected PATH or PATH,PATH,...")
     elif os.path.exists(os.path.join("log", "model.keras")):
         paths = [os.path.join("log", "model.keras")]
     else:
@@ -144,6 +158,10 @@ def read_folder(images_dir, classes):
     return pairs
 
 
+PREDICTIONS_IN_JSON = 1000   # files whose entries eval.json holds; more, and eval.jsonl alone holds them
+FRAMES_IN_JSON = 2000        # frames a video's entry holds; more, and its frames file alone holds them
+
+
 def main(argv):
     options, files = parse_args(argv)
     named = bool(files or options["camera"]) or os.path.abspath(options["images"]) != os.path.abspath("test_images")
@@ -157,58 +175,133 @@ def main(argv):
     # eval.json goes beside the model; for the shipped model, into the current folder (pretrained/ is part
     # of the toolkit, not a place for one person's results).
     beside = "." if os.path.abspath(paths[0]) == SHIPPED else os.path.dirname(os.path.abspath(paths[0]))
-    out = options["out"] or os.path.join(beside, "eval.json")
+    out = os.path.normpath(options["out"] or os.path.join(beside, "eval.json"))
+    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
     annotate = "" if options["annotate"] == "False" else (options["annotate"] or
                                                              os.path.join(os.path.dirname(out), "annotated"))
-    sources = [(f"camera {options['camera']}", None)] if options["camera"] else gather(options["images"], files, classes)
+    if options["camera"]:
+        sources = [(options["camera"] if not options["camera"].isdigit() else f"camera {options['camera']}", None)]
+    else:
+        sources = gather(options["images"], files, classes)
 
     # 1. Each file in turn: every face found (or the whole image when it is a face already, or when no
-    #    face is found), scored, printed and drawn; one entry per file, its answer its largest face's.
-    n_videos = sum(1 for path, _ in sources if options["camera"] or cnn_photos.is_video(path))
+    #    face is found), scored, printed and drawn. Its entry goes to eval.jsonl at once, so a run
+    #    that is killed keeps what it scored, and the same command carries on after it.
+    settings = {"model": ",".join(paths), "detector": options["detector"], "tta": options["tta"],
+                "detect_faces": options["detect_faces"], "fps": options["fps"]}
+    log_path = os.path.splitext(out)[0] + ".jsonl"
+    kept = carried_on(log_path, settings)
+    log = open(log_path, "a" if kept else "w")
+    if not kept:
+        print(json.dumps({"settings": settings}), file=log, flush=True)
     print(f"\n{'file':<48}{'true':>10}{'predicted':>11}{'confidence':>12}  face")
-    predictions, largest, n_faces = [], [], 0
-    for path, true in sources:
-        try:
-            if options["camera"] or cnn_photos.is_video(path):
-                entry = score_video(path, options, scorer, out, annotate, several=n_videos > 1)
-                print_row(path, None, entry)
-                n_faces += sum(len(f["faces"]) for f in entry["frames"])
-            else:
-                entry, face_pixels = score_photo(path, true, options, scorer, annotate)
-                largest.append(face_pixels)
-                n_faces += len(entry["faces"])
-        except ValueError as error:          # cnn_faces.FaceError names the file; a video's error does not
-            print(f"skipped {error}" if isinstance(error, cnn_faces.FaceError) else f"skipped {path}: {error}")
-            continue
-        except ImportError as error:         # the detector's package is not installed
-            sys.exit(f"error: {error}")
-        predictions.append(entry)
-    if not predictions:
+    predictions, sheet_faces, n_scored, n_faces = [], [], 0, 0
+    scored_probabilities, labels = [], []
+    try:
+        for entry, face_pixels in score_each(sources, kept, options, scorer, out, annotate, log):
+            n_scored += 1
+            n_faces += entry["n_faces"] if "frames_file" in entry else len(entry["faces"])
+            if entry["true"] is not None:
+                scored_probabilities.append([entry["probabilities"][c] for c in classes])
+                labels.append(classes.index(entry["true"]))
+            if len(predictions) <= PREDICTIONS_IN_JSON:      # one past the limit says "too many"
+                predictions.append(entry)
+            if face_pixels is not None and len(sheet_faces) < SHEET_MAX:
+                sheet_faces.append((face_pixels, entry["path"], entry["true"],
+                                    [entry["probabilities"][c] for c in classes]))
+    except KeyboardInterrupt:
+        log.close()
+        sys.exit(f"stopped (Ctrl-C): the {n_scored} files scored so far are kept in {log_path}; "
+                 f"the same command carries on after them")
+    if not n_scored:
+        log.close()
         sys.exit(f"error: no image could be read from {' '.join(files) or options['images']}")
 
-    # 2. Accuracy over the labelled files, eval.json, and eval.png of each photo's largest face.
-    labelled = [i for i, e in enumerate(predictions) if e["true"] is not None]
-    probabilities = np.array([[e["probabilities"][c] for c in classes] for e in predictions])
-    labels = np.array([classes.index(predictions[i]["true"]) for i in labelled], dtype=np.int64)
-    result = cnn_metrics.score(probabilities[labelled], labels, classes)
+    # 2. Accuracy over the labelled files, eval.json, and eval.png of the photos' largest faces.
+    result = cnn_metrics.score(np.array(scored_probabilities).reshape(-1, len(classes)),
+                               np.array(labels, dtype=np.int64), classes)
     report = {"model": ",".join(paths), "classes": classes, "tta": options["tta"], "detector": options["detector"],
-              "n_scored": len(predictions), "n_faces": n_faces, "accuracy": result["accuracy"], "loss": result["loss"],
-              "n_labelled": result["n"], "per_class": result.get("per_class", {}), "predictions": predictions}
+              "n_scored": n_scored, "n_faces": n_faces, "accuracy": result["accuracy"], "loss": result["loss"],
+              "n_labelled": result["n"], "per_class": result.get("per_class", {})}
+    if len(predictions) <= PREDICTIONS_IN_JSON:
+        report["predictions"] = [with_frames(e) for e in predictions]
+    else:
+        report["predictions_file"] = log_path
     cnn_model.write_json(out, report)
+    print(json.dumps({"finished": out}), file=log, flush=True)
+    log.close()
     sheet = os.path.splitext(out)[0] + ".png"
-    photos = [(e["path"], e["true"], i) for i, e in enumerate(predictions) if "frames" not in e]
-    if largest:
+    if sheet_faces:
         # A sheet of thousands of faces would take minutes and gigabytes to draw; the
         # first SHEET_MAX show what the network saw, eval.json holds every prediction.
-        contact_sheet(largest[:SHEET_MAX], [(p, t) for p, t, _ in photos][:SHEET_MAX],
-                      probabilities[[i for *_, i in photos]][:SHEET_MAX], classes, sheet)
-    shown = "" if len(photos) <= SHEET_MAX else f" (the sheet shows the first {SHEET_MAX} of {len(photos)})"
-    print(f"\nwrote {out}" + (f" and {sheet}{shown}" if largest else "") +
+        contact_sheet(sheet_faces, classes, sheet)
+    n_photos = sum(1 for e in predictions if "frames_file" not in e)
+    shown = "" if n_photos <= SHEET_MAX else f" (the sheet shows the first {SHEET_MAX})"
+    print(f"\nwrote {out}" + (f" and {sheet}{shown}" if sheet_faces else "") +
+          (f"; every entry, as it was scored, in {log_path}" if "predictions_file" in report else "") +
           (f"; the faces drawn on copies in {annotate}/" if annotate and os.path.isdir(annotate) else ""))
     if result["n"]:
         correct = int(round(result["accuracy"] * result["n"]))
         print(f"loss: {result['loss']:.4f}")
         print(f"accuracy: {result['accuracy']:.4f} ({correct}/{result['n']})")
+
+
+def score_each(sources, kept, options, scorer, out, annotate, log):
+    """Each (path, true class) in turn, scored: its entry and, for a photo, its largest face's
+    pixels (None for a video, or an entry kept from an earlier run), the entry written to the log
+    at once. A file that cannot be read is named and skipped."""
+    n_videos = sum(1 for path, _ in sources if options["camera"] or cnn_photos.is_video(path))
+    for path, true in sources:
+        face_pixels = None
+        try:
+            if path in kept:
+                entry = kept[path]
+            elif options["camera"] or cnn_photos.is_video(path):
+                entry = score_video(path, options, scorer, out, annotate, several=n_videos > 1)
+            else:
+                entry, face_pixels = score_photo(path, true, options, scorer, annotate)
+        except ValueError as error:          # cnn_faces.FaceError names the file; a video's error does not
+            print(f"skipped {error}" if isinstance(error, cnn_faces.FaceError) else f"skipped {path}: {error}")
+            continue
+        except ImportError as error:         # the detector's package is not installed
+            sys.exit(f"error: {error}")
+        if "frames_file" in entry:
+            print_row(path, true, entry)
+        else:
+            for face in entry["faces"]:
+                print_row(path, true, face)
+        if path not in kept:
+            print(json.dumps({"entry": entry}), file=log, flush=True)
+        yield entry, face_pixels
+
+
+def carried_on(log_path, settings):
+    """The entries, by path, of an earlier run into the same eval.jsonl that stopped before its end
+    with these settings, said in a line; {} when there is none (that file is then started afresh)."""
+    if not os.path.isfile(log_path):
+        return {}
+    lines = []
+    with open(log_path) as f:
+        for line in f:
+            try:
+                lines.append(json.loads(line))
+            except ValueError:           # the line a kill cut short
+                break
+    if not lines or lines[0].get("settings") != settings or any("finished" in line for line in lines):
+        return {}
+    kept = {line["entry"]["path"]: line["entry"] for line in lines[1:] if "entry" in line}
+    if kept:
+        print(f"note: {log_path} holds {len(kept)} files scored by an earlier run with these settings that "
+              f"stopped before its end: carrying on after them (delete it to score them again)")
+    return kept
+
+
+def with_frames(entry):
+    """A video's entry with its frames read back from its frames file, when there are few enough."""
+    if "frames_file" not in entry or entry["n_frames"] > FRAMES_IN_JSON or not os.path.isfile(entry["frames_file"]):
+        return entry
+    with open(entry["frames_file"]) as f:
+        return dict(entry, frames=[json.loads(line) for line in f])
 
 
 def score_photo(path, true, options, scorer, annotate):
@@ -222,8 +315,6 @@ def score_photo(path, true, options, scorer, annotate):
         faces = cnn_faces.score_picture(colour, scorer, options["detector"], False, options["tta"])
     entry = {"path": path, "true": true, "faces": [face_entry(f["box"], f["emotions"]) for f in faces]}
     entry.update(predicted=entry["faces"][0]["predicted"], probabilities=entry["faces"][0]["probabilities"])
-    for face in entry["faces"]:
-        print_row(path, true, face)
     if annotate and options["detect_faces"] is not False and not cnn_faces.is_face_crop(colour.size, input_shape):
         os.makedirs(annotate, exist_ok=True)
         cnn_photos.draw_faces(colour, entry["faces"], options["hide_faces"]).save(
@@ -239,55 +330,83 @@ def face_entry(box, emotions):
 
 def print_row(path, true, face):
     shown = path if len(path) <= 47 else "..." + path[-44:]
-    where = f"{len(face['frames'])} frames" if "frames" in face else ",".join(map(str, face["box"]))
+    where = f"{face['n_frames']} frames" if "frames_file" in face else ",".join(map(str, face["box"]))
     confidence = max(face["probabilities"].values())
     print(f"{shown:<48}{true or '-':>10}{face['predicted']:>11}{confidence:>12.3f}  {where}")
 
 
 def score_video(path, options, scorer, out, annotate, several):
-    """A video's entry in eval.json (or a camera's, until Ctrl-C): every sampled frame's faces, found
-    and scored as each frame is read; its own answer the class of the highest mean probability over
-    the frames' largest faces. Writes its timeline plot, and with annotate, a copy of the sampled
-    frames with the boxes drawn (--hide_faces: each face pixelated)."""
+    """A video's entry in eval.json, or a camera's, scored frame by frame as it is read: each frame's
+    faces go to a frames file (JSON lines) beside eval.json as they come, and with annotate, the
+    frame with its boxes drawn to the annotated video; only each frame's largest face's
+    probabilities are kept, for the timeline plot and the video's own answer (the class of the
+    highest mean). A camera (--camera) runs live: the newest frame each time, a line printed per
+    frame (or a window, where there is a screen), until Ctrl-C or the end of the file standing in."""
     from PIL import Image
     classes = scorer[1]
-    source = int(options["camera"]) if options["camera"] else path
-    rate, frames_read = cnn_photos.video_frames(source, options["fps"])
-    frames, drawn = [], []
-    for time_s, rgb in frames_read:
-        colour = Image.fromarray(rgb)
-        faces = cnn_faces.score_picture(colour, scorer, options["detector"], True, options["tta"])
-        frames.append({"time_s": time_s, "faces": [face_entry(f["box"], f["emotions"]) for f in faces]})
-        if annotate:
-            drawn.append(np.asarray(cnn_photos.draw_faces(colour, frames[-1]["faces"], options["hide_faces"])))
-    if not frames:
-        raise ValueError("a video without a readable frame")
-    mean = np.mean([[f["faces"][0]["probabilities"][c] for c in classes] for f in frames if f["faces"]] or
-                   [[0.0] * len(classes)], axis=0)
+    live = bool(options["camera"])
+    source = int(options["camera"]) if options["camera"].isdigit() else path
+    rate, frames = cnn_photos.live_frames(source) if live else cnn_photos.video_frames(source, options["fps"])
     name = os.path.splitext(os.path.basename(str(path)))[0].replace(" ", "_")
-    timeline = os.path.join(os.path.dirname(out), f"{name}_timeline.png" if several else "timeline.png")
-    cnn_photos.plot_timeline(frames, classes, timeline, f"{path}: each class over time")
-    entry = {"path": str(path), "true": None, "predicted": classes[int(np.argmax(mean))],
-             "probabilities": {c: round(float(q), 5) for c, q in zip(classes, mean)}, "timeline": timeline,
-             "frames": frames}
+    stem = os.path.splitext(out)[0]
+    entry = {"path": str(path), "true": None, "frames_file": f"{stem}_{name}_frames.jsonl", "n_frames": 0, "n_faces": 0,
+             "timeline": os.path.join(os.path.dirname(out), f"{name}_timeline.png" if several else "timeline.png")}
     if annotate:
         os.makedirs(annotate, exist_ok=True)
         entry["annotated"] = cnn_photos.output_name(annotate, str(path), ".mp4")
-        cnn_photos.write_video(drawn, rate, entry["annotated"])
+    drawn = cnn_photos.VideoOut(entry.get("annotated"), rate) if annotate else None
+    window = cnn_photos.live_window() if live else None
+    times, largest = [], []
+    with open(entry["frames_file"], "w") as frames_log:
+        try:
+            for time_s, rgb in frames:
+                colour = Image.fromarray(rgb)
+                faces = cnn_faces.score_picture(colour, scorer, options["detector"], True, options["tta"])
+                frame = {"time_s": time_s, "faces": [face_entry(f["box"], f["emotions"]) for f in faces]}
+                print(json.dumps(frame), file=frames_log, flush=True)
+                entry["n_frames"] += 1
+                entry["n_faces"] += len(faces)
+                if faces:
+                    times.append(time_s)
+                    largest.append(np.array([faces[0]["emotions"][c] for c in classes], np.float32))
+                if live and window is None:
+                    print(f"{path} at {time_s:.1f} s: " + ("; ".join(
+                        f"{f['predicted']} {f['probabilities'][f['predicted']]:.2f} at {','.join(map(str, f['box']))}"
+                        for f in frame["faces"]) or "no face"), flush=True)
+                if drawn or window:
+                    picture = np.asarray(cnn_photos.draw_faces(colour, frame["faces"], options["hide_faces"]))
+                    if drawn:
+                        drawn.write(picture, time_s)
+                    if window:
+                        window(picture)
+        except KeyboardInterrupt:      # Ctrl-C (or q in the window) ends a live run, which keeps what it saw
+            if not live:
+                raise
+        finally:
+            if drawn:
+                drawn.close()
+    if not entry["n_frames"]:
+        raise ValueError("a video without a readable frame")
+    mean = np.mean(largest, axis=0) if largest else np.zeros(len(classes))
+    entry.update(predicted=classes[int(np.argmax(mean))],
+                 probabilities={c: round(float(q), 5) for c, q in zip(classes, mean)})
+    cnn_photos.plot_timeline(times, largest, classes, entry["timeline"], f"{path}: each class over time")
     return entry
 
 
-def contact_sheet(pixels, scored, probabilities, classes, path, columns=8):
-    """Each scored image as fed to the network, its true and predicted class, and top-3 bars."""
+def contact_sheet(sheet_faces, classes, path, columns=8):
+    """Each photo's largest face as fed to the network, its true and predicted class, and top-3 bars.
+    sheet_faces: (pixels, path, true class or None, probabilities) per photo."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    cols = min(len(pixels), columns)
-    rows = -(-len(pixels) // cols)
+    cols = min(len(sheet_faces), columns)
+    rows = -(-len(sheet_faces) // cols)
     fig = plt.figure(figsize=(1.9 * cols, 3.1 * rows))
     grid = fig.add_gridspec(2 * rows, cols, height_ratios=[3, 1.2] * rows, hspace=0.45)
-    for i, (face, (path_i, true), probs) in enumerate(zip(pixels, scored, probabilities)):
+    for i, (face, path_i, true, probs) in enumerate(sheet_faces):
         r, c = divmod(i, cols)
+        probs = np.asarray(probs)
         predicted = classes[int(probs.argmax())]
         colour = "black" if true is None else ("green" if true == predicted else "red")
         ax = fig.add_subplot(grid[2 * r, c])

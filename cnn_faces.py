@@ -16,7 +16,8 @@ The detectors (DETECTORS; docs/faces.md measures them on composed group photos):
   it misses more (small faces, darker faces, tilted heads).
 A new detector is one function here, named in DETECTORS.
 
-cnn_eval.py scores through score_picture, the same function detect_emotions uses.
+video_emotions(path) gives the same, frame by frame, for a video or a camera.
+cnn_eval.py scores through score_picture, the same function both use.
 """
 import os
 
@@ -25,6 +26,7 @@ from PIL import Image
 
 import cnn_data
 import cnn_model
+import cnn_photos
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SHIPPED = os.path.join(HERE, "pretrained", "fer2013.keras")
@@ -258,3 +260,22 @@ def detect_emotions(image, model=None, detector=None, tta="none"):
     check_detector(detector or DEFAULT_DETECTOR)
     faces = score_picture(read_picture(image), load_scorer(model), detector, True, tta)
     return [{"box": f["box"], "emotions": f["emotions"]} for f in faces]
+
+
+def video_emotions(source, fps=None, model=None, detector=None, tta="none"):
+    """Every face of each frame of a video, frame by frame as it is read, never the whole video in
+    memory: a generator of (time_s, faces), faces as detect_emotions gives them.
+
+    source: a video file, or a camera's number (read live: the newest frame each time, until the
+    camera stops). fps: frames looked at a second of video (None: every frame)."""
+    if not isinstance(source, int):
+        source = os.fspath(source)
+    scorer = load_scorer(model)
+    try:
+        _, frames = (cnn_photos.live_frames(source) if isinstance(source, int) else
+                     cnn_photos.video_frames(source, fps or float("inf")))
+    except ValueError as error:
+        raise FaceError(f"{source}: {error}") from None
+    for time_s, rgb in frames:
+        faces = score_picture(Image.fromarray(rgb), scorer, detector, True, tta)
+        yield time_s, [{"box": f["box"], "emotions": f["emotions"]} for f in faces]

@@ -22,7 +22,7 @@ qider_dir = "data/qider"    # the stand-in for the 8-class report's QIDER (not p
 out_dir = "log"             # model.keras, history.csv, plots and metrics.json go here
 img_height = 48             # every image is decoded to grayscale and resized to this size
 img_width = 48
-channels = 1                # grayscale, as FER-2013
+channels = 1                # grayscale, as FER-2013 (every image is decoded to one channel: the only value)
 validation_split = 0.2      # carved out of train/ (stratified, seeded) when there is no val/. 0: train on all of
                             # train/ and keep the last epoch, nothing chosen (fix the recipe on a split first)
 split_order = "shuffled"    # which faces of each class it holds out: "shuffled" (seeded), or "name", the first
@@ -30,6 +30,7 @@ split_order = "shuffled"    # which faces of each class it holds out: "shuffled"
 balance_count = 0           # >0: the FER-2013 report's balanced variant: drop classes with fewer than half
                             # this many training images, undersample the others to this many
 drop_blank = False          # leave out blank images (near-zero pixel variance), as the FER-2013 report does
+max_image_pixels = 89_478_485   # an image declaring more pixels is refused before decoding (a decompression bomb)
 
 # ------------------------------------------- balancing (the 8-class report)
 augment_dataset = True      # the 8-class report's balancing: at most one mirrored copy of each image, then one noisy
@@ -258,6 +259,32 @@ CHOICES = {"optimizer": ("adam", "sgd", "rmsprop"), "lr_schedule": ("plateau", "
             "precision": ("auto", "float32", "mixed_bfloat16", "mixed_float16"), "strategy": ("auto", "mirrored", "multi_worker")}
 
 
+# The range of each number, checked before anything runs: (lowest, highest), None for no bound;
+# a bound in a list is excluded ([0.0] means "above 0").
+RANGES = {"img_height": (8, 4096), "img_width": (8, 4096), "channels": (1, 1), "validation_split": (0.0, [1.0]),
+          "balance_count": (0, None), "max_image_pixels": (1, None), "noise_std": (0.0, 255.0),
+          "rotation_degrees": (0.0, 180.0), "shift_fraction": (0.0, 1.0), "zoom_fraction": (0.0, [1.0]),
+          "random_erasing": (0.0, 1.0), "mixup": (0.0, 1.0), "epochs": (1, None), "batch_size": (1, None),
+          "weight_decay": (0.0, None), "learning_rate": ([0.0], None), "lr_patience": (0, None),
+          "lr_factor": ([0.0], [1.0]), "min_learning_rate": (0.0, None), "label_smoothing": (0.0, [1.0]),
+          "ema": (0.0, [1.0]), "teacher_weight": (0.0, 1.0), "seed": (0, None), "max_minutes": (0.0, None)}
+
+
+def _in_range(name, value):
+    """None when value lies in RANGES[name], else what it takes, in words."""
+    low, high = RANGES[name]
+    below = value <= low[0] if isinstance(low, list) else value < low
+    above = high is not None and (value >= high[0] if isinstance(high, list) else value > high)
+    if not (below or above):
+        return None
+    if low == high:
+        return f"of {low}"
+    words = [f"above {low[0]}" if isinstance(low, list) else f"at least {low}"]
+    if high is not None:
+        words.append(f"below {high[0]}" if isinstance(high, list) else f"at most {high}")
+    return " and ".join(words)
+
+
 def _defaults():
     """The plain values of this module (lower-case names of int, float, str or bool)."""
     return {name: value for name, value in globals().items()
@@ -311,6 +338,9 @@ def get_params(argv=()):
         raise ValueError(f"unknown preset {params['preset']!r}; choose one of: {', '.join(PRESETS)}")
     if not 0.0 <= params["teacher_weight"] <= 1.0:
         raise ValueError(f"--teacher_weight={params['teacher_weight']}: a share, from 0 (labels only) to 1 (teacher only)")
+    for name in RANGES:
+        if name not in ("teacher_weight", "validation_split") and _in_range(name, params[name]):
+            raise ValueError(f"--{name}={params[name]}: expected a number {_in_range(name, params[name])}")
     for name, allowed in CHOICES.items():
         if params[name] not in allowed:
             raise ValueError(f"--{name}={params[name]}: choose one of: {', '.join(allowed)}")

@@ -1,9 +1,13 @@
-"""Photos and videos around the faces: a video's frames, each photo or frame drawn with its
-faces' answers, the annotated video, and the timeline of a video's classes.
+"""Photos and videos around the faces: a video's frames as a stream, a camera live, each photo or
+frame drawn with its faces' answers, the annotated video written frame by frame, a live window,
+and the timeline of a video's classes.
 
-cnn_faces.py finds and scores the faces; cnn_eval.py puts the two together.
+cnn_faces.py finds and scores the faces; cnn_eval.py puts the two together. Nothing here holds
+more than a frame or two: a two-hour film costs the memory of a few frames.
 """
 import os
+import threading
+import time
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
@@ -17,15 +21,25 @@ def is_video(path):
     return path.lower().endswith(VIDEO_SUFFIXES)
 
 
-def video_frames(source, fps):
-    """A video file (or a camera, given its number) read fps frames a second (every frame when the
-    video has fewer): the sampled rate, and a generator of (time_s, RGB array) that stops at the
-    end, or on Ctrl-C for a camera. Raises ValueError when OpenCV cannot open it."""
+def open_capture(source):
+    """OpenCV's reader of a video file or a camera (its number), and its frame rate. Raises
+    ValueError when there is no such file or camera, or OpenCV cannot read it."""
     cv2 = cnn_data.opencv()
+    if isinstance(source, str) and not os.path.isfile(source):
+        raise ValueError("no such file" if not os.path.exists(source) else "not a file")
     capture = cv2.VideoCapture(source)
     if not capture.isOpened():
-        raise ValueError("not a video OpenCV can read" if isinstance(source, str) else "no such camera")
-    rate = capture.get(cv2.CAP_PROP_FPS) or 30.0
+        raise ValueError("not a video OpenCV can read" if isinstance(source, str) else
+                         "no such camera (or it is in use)")
+    return capture, capture.get(cv2.CAP_PROP_FPS) or 30.0
+
+
+def video_frames(source, fps):
+    """A video file read fps frames a second (every frame when it has fewer): the sampled rate,
+    and a generator of (time_s, RGB array), one frame at a time. Raises ValueError when OpenCV
+    cannot open it."""
+    cv2 = cnn_data.opencv()
+    capture, rate = open_capture(source)
     step = max(1, int(round(rate / fps)))
 
     def frames():
@@ -38,11 +52,105 @@ def video_frames(source, fps):
                 if index % step == 0:
                     yield round(index / rate, 3), cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
                 index += 1
-        except KeyboardInterrupt:            # a camera runs until Ctrl-C; what it saw so far is kept
-            pass
         finally:
             capture.release()
     return rate / step, frames()
+
+
+def live_frames(source):
+    """A camera (its number), or a video file standing in for one, read as it runs: the camera's
+    frame rate, and a generator of (time_s, RGB array) that gives the newest frame each time it
+    is asked. Frames that come while the caller is busy scoring are dropped, as a live view must.
+    A file is paced at its own frame rate. The generator ends at the file's end, when the camera
+    stops, or on Ctrl-C. Raises ValueError when the source cannot be opened."""
+    cv2 = cnn_data.opencv()
+    capture, rate = open_capture(source)
+    newest = {"frame": None, "time_s": 0.0, "count": 0, "done": False}
+    arrived = threading.Condition()
+
+    def read():          # in its own thread: a camera's read blocks until its next frame
+        start, index = time.monotonic(), 0
+        try:
+            while not newest["done"]:
+                ok, frame = capture.read()
+                if not ok:
+                    break
+                if isinstance(source, str):           # a file: wait for the moment its frame is due
+                    time.sleep(max(0.0, start + index / rate - time.monotonic()))
+                with arrived:
+                    newest.update(frame=frame, time_s=round(index / rate, 3), count=newest["count"] + 1)
+                    arrived.notify()
+                index += 1
+        finally:
+            with arrived:
+                newest["done"] = True
+                arrived.notify()
+            capture.release()
+
+    def frames():
+        reader = threading.Thread(target=read, daemon=True)
+        reader.start()
+        given = 0
+        try:
+            while True:
+                with arrived:
+                    arrived.wait_for(lambda: newest["count"] > given or newest["done"])
+                    if newest["count"] == given:
+                        return
+                    given, frame, time_s = newest["count"], newest["frame"], newest["time_s"]
+                yield time_s, cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
+        except KeyboardInterrupt:            # Ctrl-C ends a live run; what it scored is kept
+            return
+        finally:
+            newest["done"] = True
+    return rate, frames()
+
+
+class VideoOut:
+    """An annotated video written frame by frame (mp4v), opened at its first frame. Each frame is
+    held until the next one comes and then written as many times as the time between them fills
+    at the video's rate, so a live run, which scores only some of the camera's frames, plays back
+    at the speed it was filmed."""
+
+    def __init__(self, path, rate):
+        self.path, self.rate, self.writer, self.held = path, rate, None, None
+
+    def write(self, rgb, time_s):
+        if self.held is not None:
+            for _ in range(max(1, round((time_s - self.held[1]) * self.rate))):
+                self._put(self.held[0])
+        self.held = (rgb, time_s)
+
+    def _put(self, rgb):
+        cv2 = cnn_data.opencv()
+        if self.writer is None:
+            height, width = rgb.shape[:2]
+            self.writer = cv2.VideoWriter(self.path, cv2.VideoWriter_fourcc(*"mp4v"), self.rate, (width, height))
+        self.writer.write(cv2.cvtColor(np.asarray(rgb), cv2.COLOR_RGB2BGR))
+
+    def close(self):
+        if self.held is not None:
+            self._put(self.held[0])
+        if self.writer is not None:
+            self.writer.release()
+
+
+def live_window():
+    """A function that shows an RGB frame in a window (q closes it), or None where there is no
+    screen or OpenCV has no window support (the headless wheel has none): then lines are printed."""
+    cv2 = cnn_data.opencv()
+    if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY") or os.name == "nt"):
+        return None
+    try:
+        cv2.namedWindow("cnn_eval", cv2.WINDOW_NORMAL)
+    except cv2.error:
+        return None
+
+    def show(rgb):
+        cv2.imshow("cnn_eval", cv2.cvtColor(np.asarray(rgb), cv2.COLOR_RGB2BGR))
+        if cv2.waitKey(1) & 0xFF == ord("q"):
+            raise KeyboardInterrupt             # q in the window ends the run as Ctrl-C does
+    return show
 
 
 def draw_faces(colour, faces, hide=False):
@@ -70,25 +178,16 @@ def draw_faces(colour, faces, hide=False):
     return picture
 
 
-def write_video(frames, rate, path):
-    """RGB arrays as a video OpenCV writes (mp4v)."""
-    cv2 = cnn_data.opencv()
-    height, width = frames[0].shape[:2]
-    writer = cv2.VideoWriter(path, cv2.VideoWriter_fourcc(*"mp4v"), rate, (width, height))
-    for frame in frames:
-        writer.write(cv2.cvtColor(np.asarray(frame), cv2.COLOR_RGB2BGR))
-    writer.release()
-
-
-def plot_timeline(frames, classes, path, title):
-    """The probability of each class over the video's time: the largest face of each frame."""
+def plot_timeline(times, rows, classes, path, title):
+    """The probability of each class over the video's time: rows[i] holds the class probabilities
+    of the largest face at times[i] (frames with no face are left out)."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    times = [f["time_s"] for f in frames if f["faces"]]
+    rows = np.asarray(rows, dtype=np.float32).reshape(-1, len(classes))
     fig, ax = plt.subplots(figsize=(8, 4))
-    for c in classes:
-        ax.plot(times, [f["faces"][0]["probabilities"][c] for f in frames if f["faces"]], label=c)
+    for k, c in enumerate(classes):
+        ax.plot(times, rows[:, k], label=c)
     ax.set_xlabel("time (s)")
     ax.set_ylabel("probability (largest face)")
     ax.set_ylim(0, 1)

@@ -12,6 +12,7 @@ Started again after a crash or Ctrl-C, the same command resumes the run.
 import atexit
 import errno
 import json
+import math
 import os
 import shutil
 import socket
@@ -37,6 +38,7 @@ def main(argv):
         print(__doc__ + "\n" + cnn_params.usage())
         return
     p = cnn_params.params_or_exit(argv)
+    cnn_data.set_max_pixels(p["max_image_pixels"])
     started = time.time()
     # 0. What can be checked before minutes of decoding. Several processes (multi_worker) meet first:
     #    JAX's must before any computation, and each must know whether it is the chief that writes out_dir.
@@ -95,7 +97,10 @@ def main(argv):
             if process:                         # the chief scores the saved model and writes the rest
                 return
         model_path = os.path.join(p["out_dir"], "model.keras")
-        if not os.path.exists(model_path):      # no epoch had a validation score (e.g. NaN loss)
+        diverged = [i + 1 for i, row in enumerate(history) if not _finite(row.get("loss"))]
+        if diverged:
+            sys.exit(diverged_run(p, model_path, diverged[0], started))
+        if not os.path.exists(model_path):      # no epoch had a validation score
             cnn_model.save_model(model, model_path, classes, p)
         plot_history(history, p["out_dir"])
 
@@ -160,6 +165,26 @@ def weights_digest(model):
     return digest.hexdigest()[:16]
 
 
+def _finite(text):
+    try:
+        return math.isfinite(float(text))
+    except (TypeError, ValueError):
+        return False
+
+
+def diverged_run(p, model_path, epoch, started):
+    """The one line that ends a run whose loss became NaN or infinite: nothing of it is evaluated
+    or reported, and what model.keras in out_dir holds is said (Keras's TerminateOnNaN stopped it)."""
+    if os.path.exists(model_path) and os.path.getmtime(model_path) >= started:
+        holds = f"{model_path} holds this run's best epoch before that"
+    elif os.path.exists(model_path):
+        holds = f"{model_path} is an earlier run's, not this one's"
+    else:
+        holds = "no model of this run was saved"
+    return (f"error: the training loss became NaN or infinite in epoch {epoch} (--learning_rate={p['learning_rate']} "
+            f"may be too high); the run stopped and reports nothing: {holds}; history.csv shows the epochs")
+
+
 def check_before_decoding(p, argv):
     """Stop at once, in one line, on what would otherwise fail after minutes of decoding; draw the
     demo set or the stand-in for QIDER when the run is on one of them."""
@@ -182,6 +207,14 @@ def check_before_decoding(p, argv):
             cnn_teacher.check_split(p["init_model"], "the model to fine-tune", stored["params"], p)
         except cnn_model.ModelError as error:
             sys.exit(f"error: --init_model: {error}")
+    # A preset's convolutions and poolings need room: a small image would fail when the model is built.
+    if min(p["img_height"], p["img_width"]) < 48:
+        import cnn_model
+        try:
+            cnn_model.build_model(cnn_params.PRESETS[p["preset"]], (p["img_height"], p["img_width"], p["channels"]), 2)
+        except ValueError:
+            sys.exit(f"error: --img_height={p['img_height']} --img_width={p['img_width']}: too small for the "
+                     f"convolutions and poolings of --preset={p['preset']}; use larger images (48x48, as FER-2013)")
     # The plateau schedule watches val_loss: with nothing held out and no val/ folder it has nothing to watch.
     if (p["lr_schedule"] == "plateau" and p["validation_split"] == 0
             and not os.path.isdir(os.path.join(p["data_dir"], "val"))):

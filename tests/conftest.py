@@ -47,6 +47,23 @@ def signal_after_epochs(args, cwd, signum, epochs=2, history=None):
     return run, out, err
 
 
+def write_video(path, frames_per_photo, photos, fps=10, size=320):
+    """A video of the photos one after another, each centred on a grey square for frames_per_photo frames."""
+    import cv2
+    import numpy as np
+    from PIL import Image
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (size, size))
+    for photo in photos:
+        picture = Image.new("RGB", (size, size), (200, 200, 190))
+        face = Image.open(photo).convert("RGB")
+        face.thumbnail((size - 40, size - 40))
+        picture.paste(face, ((size - face.width) // 2, (size - face.height) // 2))
+        frame = cv2.cvtColor(np.asarray(picture), cv2.COLOR_RGB2BGR)
+        for _ in range(frames_per_photo):
+            writer.write(frame)
+    writer.release()
+
+
 @pytest.fixture(scope="session")
 def fer2013_dir(tmp_path_factory):
     """The real FER-2013 from ../shared, extracted once per test session (never committed)."""

@@ -12,7 +12,7 @@ from PIL import Image
 import cnn_data
 import cnn_faces
 import cnn_model
-from conftest import REPO, run_script
+from conftest import REPO, run_script, write_video
 
 
 
@@ -254,23 +254,9 @@ def test_a_small_image_is_scored_whole_and_a_photo_has_its_faces_found_by_defaul
     assert os.listdir(tmp_path / "annotated") == ["photo.jpg"]            # only the photo gets a drawn copy
 
 
-def _write_video(path, frames_per_photo, photos, fps=10, size=320):
-    import cv2
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (size, size))
-    for photo in photos:
-        picture = Image.new("RGB", (size, size), (200, 200, 190))
-        face = Image.open(photo).convert("RGB")
-        face.thumbnail((size - 40, size - 40))
-        picture.paste(face, ((size - face.width) // 2, (size - face.height) // 2))
-        frame = cv2.cvtColor(np.asarray(picture), cv2.COLOR_RGB2BGR)
-        for _ in range(frames_per_photo):
-            writer.write(frame)
-    writer.release()
-
-
 def test_a_video_gets_a_timeline_happy_then_surprise(external_faces, tmp_path):
     photos = [os.path.join(external_faces, "happy", "feliz.jpg"), os.path.join(external_faces, "surprise", "surpreso.jpg")]
-    _write_video(tmp_path / "clip.mp4", 30, photos)                       # 3 s of each at 10 frames a second
+    write_video(tmp_path / "clip.mp4", 30, photos)                       # 3 s of each at 10 frames a second
     result = run_script("cnn_eval.py", "clip.mp4", "--annotate=drawn", cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
     (entry,) = json.loads((tmp_path / "eval.json").read_text())["predictions"]

@@ -1,0 +1,142 @@
+"""Frames a second from video to answer, and peak memory against the length of the work.
+
+    python bench/video.py [--faces=../shared/data/external_faces] [--detectors=mtcnn,haar] [--seconds=4]
+                          [--memory=True]
+
+1. Frames a second, end to end, as cnn_eval.py scores a video: decode a frame, find every face,
+   cut each out, score it with the shipped model, draw the boxes, and write the annotated frame.
+   Every frame and every face is scored. The clips are composed here from the 8-class report's
+   real photos: 640x480 and 1280x720, with one face (the frame's height / 2.5) and with three
+   (height / 4), --seconds long at 30 frames a second.
+2. Peak memory (the largest resident set) of `python cnn_eval.py` on 720p clips of 30 and 120
+   seconds at its default --fps=2, and on folders of 10 and 60 phone-sized photos (2048x1536,
+   three faces each), each in a fresh process, with --detector=haar to keep it short (the
+   detector does not change what is held). The ratio is what matters: flat means about 1.
+A benchmark, not a test: it prints what it measures. Absolute times on a shared machine are
+noisy; compare within one run.
+"""
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, HERE)
+
+import numpy as np
+from PIL import Image
+
+import cnn_data
+import cnn_faces
+import cnn_photos
+
+ARGS = {"faces": os.path.join(HERE, "..", "shared", "data", "external_faces"), "detectors": ",".join(cnn_faces.DETECTORS),
+        "seconds": "4", "memory": "True"}
+
+
+def photos(folder):
+    return [cnn_faces.read_picture(os.path.join(folder, c, f)) for c in sorted(os.listdir(folder))
+            for f in sorted(os.listdir(os.path.join(folder, c)))]
+
+
+def frame(size, faces, first, shift=0):
+    """An RGB picture of `size` with `faces` of the photos side by side, starting at photo `first`."""
+    width, height = size
+    canvas = Image.new("RGB", size, (200, 200, 190))
+    face_height = height // (2.5 if len(faces) == 1 else 4)
+    x = 20 + shift
+    for k in range(len(faces)):
+        photo = faces[(first + k) % len(faces)]
+        scaled = photo.resize((int(photo.width * face_height / photo.height), int(face_height)))
+        canvas.paste(scaled, (x, (height - scaled.height) // 2))
+        x += scaled.width + width // 10
+    return canvas
+
+
+def write_clip(path, size, faces, seconds, rate=30):
+    """A clip of the faces drifting sideways, a pixel a frame, so no two frames are the same."""
+    cv2 = cnn_data.opencv()
+    writer = cv2.VideoWriter(path, cv2.VideoWriter_fourcc(*"mp4v"), rate, size)
+    for k in range(int(seconds * rate)):
+        writer.write(cv2.cvtColor(np.asarray(frame(size, faces, 0, shift=k % 60)), cv2.COLOR_RGB2BGR))
+    writer.release()
+
+
+def frames_a_second(path, detector, scorer, out):
+    """Every frame of a clip read, scored, drawn and written, as cnn_eval.py does: frames/s, faces a frame."""
+    rate, frames = cnn_photos.video_frames(path, fps=1000)
+    drawn = cnn_photos.VideoOut(out, rate)
+    n, n_faces = 0, 0
+    start = time.perf_counter()
+    for time_s, rgb in frames:
+        colour = Image.fromarray(rgb)
+        faces = cnn_faces.score_picture(colour, scorer, detector, True)
+        entries = [{"box": f["box"], "predicted": max(f["emotions"], key=f["emotions"].get),
+                    "probabilities": f["emotions"]} for f in faces]
+        drawn.write(np.asarray(cnn_photos.draw_faces(colour, entries)), time_s)
+        n, n_faces = n + 1, n_faces + len(faces)
+    drawn.close()
+    return n / (time.perf_counter() - start), n_faces / max(n, 1)
+
+
+def peak_memory_mb(args, cwd):
+    """The peak resident memory of `python cnn_eval.py args`, in a fresh process of its own."""
+    measure = ("import resource, subprocess, sys; "
+               "done = subprocess.run(sys.argv[1:], capture_output=True, text=True); "
+               "print(done.returncode, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)")
+    result = subprocess.run([sys.executable, "-c", measure, sys.executable, os.path.join(HERE, "cnn_eval.py"), *args],
+                            cwd=cwd, capture_output=True, text=True, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+    code, kilobytes = result.stdout.split()
+    if code != "0":
+        sys.exit(f"error: cnn_eval.py {' '.join(args)} failed in {cwd}")
+    return int(kilobytes) / 1024
+
+
+def main(argv):
+    args = dict(ARGS)
+    for arg in argv:
+        name, _, value = arg.lstrip("-").partition("=")
+        if name not in ARGS:
+            sys.exit(f"error: {arg}: expected one of {', '.join('--' + k for k in ARGS)}")
+        args[name] = value
+    faces = photos(args["faces"])
+    scorer = cnn_faces.load_scorer()
+    work = tempfile.mkdtemp(prefix="bench_video_")
+    print(f"1. end to end, every frame and every face, {args['seconds']} s clips at 30 frames a second "
+          f"(shipped model, {os.cpu_count()} CPU cores)")
+    print(f"{'size':<10}{'faces':>6}" + "".join(f"{d + ' frames/s':>20}" for d in args["detectors"].split(",")))
+    for size in ((640, 480), (1280, 720)):
+        for n in (1, 3):
+            clip = os.path.join(work, f"{size[0]}x{size[1]}_{n}.mp4")
+            write_clip(clip, size, faces[:n] if n == 1 else [faces[3], faces[6], faces[7]], float(args["seconds"]))
+            cells = []
+            for d in args["detectors"].split(","):
+                frames_a_second(clip, d, scorer, os.path.join(work, "warm.mp4"))          # loads the detector
+                fps, found = frames_a_second(clip, d, scorer, os.path.join(work, "drawn.mp4"))
+                cells.append(f"{fps:.1f} ({found:.1f} found)")
+            print(f"{f'{size[0]}x{size[1]}':<10}{n:>6}" + "".join(f"{c:>20}" for c in cells))
+    if args["memory"] != "True":
+        return
+    print("\n2. peak memory of cnn_eval.py (--detector=haar), each in a fresh process")
+    rows = []
+    for seconds in (30, 120):
+        clip = os.path.join(work, f"clip_{seconds}.mp4")
+        write_clip(clip, (1280, 720), [faces[3], faces[6], faces[7]], seconds)
+        rows.append((f"720p video, {seconds} s (--fps=2)", peak_memory_mb([clip, "--detector=haar"], work)))
+    for count in (10, 60):
+        folder = os.path.join(work, f"photos_{count}")
+        os.makedirs(folder)
+        for k in range(count):
+            frame((2048, 1536), [faces[k % 8], faces[(k + 3) % 8], faces[(k + 5) % 8]], 0).save(
+                os.path.join(folder, f"{k:03d}.jpg"), quality=90)
+        rows.append((f"{count} photos, 2048x1536", peak_memory_mb([folder, "--detector=haar", "--out=photos.json"], work)))
+    for label, mb in rows:
+        print(f"{label:<34}{mb:>8.0f} MB")
+    print(f"{'ratio, 120 s video to 30 s':<34}{rows[1][1] / rows[0][1]:>8.2f}")
+    print(f"{'ratio, 60 photos to 10':<34}{rows[3][1] / rows[2][1]:>8.2f}")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

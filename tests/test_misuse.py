@@ -1,0 +1,124 @@
+"""Bad values and bad files a user meets: each ends in one line that names it, or is skipped with
+its reason; nothing of another run is reported as this one's."""
+import json
+import os
+import resource
+import shutil
+import struct
+import zlib
+
+import pytest
+
+import cnn_data
+import cnn_faces
+import cnn_params
+from conftest import run_script
+
+
+def _last_line(result):
+    return result.stderr.strip().splitlines()[-1]
+
+
+def test_every_number_out_of_its_range_is_one_line_naming_it():
+    cases = {"--batch_size=0": "--batch_size=0: expected a number at least 1",
+             "--batch_size=-1": "--batch_size=-1: expected a number at least 1",
+             "--img_height=0": "--img_height=0: expected a number at least 8 and at most 4096",
+             "--img_width=-48": "--img_width=-48: expected a number at least 8 and at most 4096",
+             "--channels=2": "--channels=2: expected a number of 1",
+             "--epochs=-1": "--epochs=-1: expected a number at least 1",
+             "--learning_rate=-1": "--learning_rate=-1.0: expected a number above 0.0",
+             "--learning_rate=0": "--learning_rate=0.0: expected a number above 0.0",
+             "--max_minutes=-1": "--max_minutes=-1.0: expected a number at least 0.0",
+             "--lr_factor=1": "--lr_factor=1.0: expected a number above 0.0 and below 1.0",
+             "--mixup=1.5": "--mixup=1.5: expected a number at least 0.0 and at most 1.0",
+             "--max_image_pixels=0": "--max_image_pixels=0: expected a number at least 1"}
+    for arg, message in cases.items():
+        with pytest.raises(ValueError) as error:
+            cnn_params.get_params([arg])
+        assert str(error.value) == message
+    for name, value in cnn_params._defaults().items():       # every default lies in its own range
+        if name in cnn_params.RANGES:
+            assert cnn_params._in_range(name, value) is None, name
+
+
+def test_a_refused_run_says_why_in_one_line_and_leaves_no_out_dir(tmp_path):
+    for args, message in [(["--batch_size=0"], "error: --batch_size=0: expected a number at least 1"),
+                          (["--img_height=20", "--img_width=20"],
+                           "error: --img_height=20 --img_width=20: too small for the convolutions and poolings of "
+                           "--preset=conv3; use larger images (48x48, as FER-2013)")]:
+        result = run_script("cnn_run.py", *args, "--out_dir=run", cwd=tmp_path)
+        assert result.returncode != 0 and _last_line(result) == message
+        assert "Traceback" not in result.stderr and not (tmp_path / "run").exists()
+
+
+def _png_bomb(path, side=100_000):
+    """A PNG of a few kilobytes that declares side x side grey pixels (10 billion by default)."""
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", side, side, 8, 0, 0, 0, 0)) +
+                     chunk(b"IDAT", zlib.compress(b"\0" * (side + 1) * 20)) + chunk(b"IEND", b""))
+
+
+def _jpeg_bomb(path, external_faces, side=60_000):
+    """A real JPEG whose header is changed to declare side x side pixels."""
+    data = bytearray(open(os.path.join(external_faces, "happy", "feliz.jpg"), "rb").read())
+    at = 2                                                    # walk the segments to the frame header (SOF)
+    while data[at + 1] not in (0xC0, 0xC1, 0xC2):
+        at += 2 + struct.unpack(">H", data[at + 2:at + 4])[0]
+    data[at + 5:at + 9] = struct.pack(">HH", side, side)
+    path.write_bytes(bytes(data))
+
+
+def test_an_image_declaring_billions_of_pixels_is_refused_before_decoding(tmp_path, external_faces, monkeypatch):
+    _png_bomb(tmp_path / "bomb.png")
+    _jpeg_bomb(tmp_path / "bomb.jpg", external_faces)
+    assert os.path.getsize(tmp_path / "bomb.png") < 100_000
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    for name, declared in (("bomb.png", "100000x100000 = 10,000,000,000 pixels"), ("bomb.jpg", None)):
+        with pytest.raises(cnn_faces.FaceError) as error:
+            cnn_faces.detect_emotions(str(tmp_path / name))
+        assert "(a possible decompression bomb)" in str(error.value) and str(error.value).startswith(str(tmp_path / name))
+        if declared:
+            assert f"declares {declared}, over the limit of 89,478,485" in str(error.value)
+        with pytest.raises(cnn_data.TooLarge):                           # the training decoder too
+            cnn_data.decode_image(str(tmp_path / name), 48, 48)
+    # The lenient PNG read and TensorFlow's decoder never get the bomb either.
+    monkeypatch.setattr(cnn_data, "_open_with_pillow", lambda path, draft: (_ for _ in ()).throw(OSError("bad")))
+    with pytest.raises(cnn_data.TooLarge):
+        cnn_data.read_image(str(tmp_path / "bomb.png"))
+    with pytest.raises(cnn_data.TooLarge):
+        cnn_data._open_with_tensorflow(str(tmp_path / "bomb.jpg"))
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 300 * 1024       # KB: under 300 MB
+
+
+def test_scoring_names_each_bad_file_skips_it_and_scores_the_rest(tmp_path, external_faces):
+    _png_bomb(tmp_path / "bomb.png")
+    shutil.copy(os.path.join(external_faces, "happy", "feliz.jpg"), tmp_path / "photo.jpg")
+    result = run_script("cnn_eval.py", "photo.jpg", "bomb.png", "missing.jpg", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert ("skipped bomb.png: declares 100000x100000 = 10,000,000,000 pixels, over the limit of 89,478,485 "
+            "(a possible decompression bomb); if the image is genuine, raise the limit with "
+            "--max_image_pixels=10000000000") in result.stdout
+    assert "skipped missing.jpg: no such file" in result.stdout
+    (entry,) = json.loads((tmp_path / "eval.json").read_text())["predictions"]
+    assert entry["path"] == "photo.jpg" and entry["predicted"] == "happy"
+    comma = run_script("cnn_eval.py", "photo.jpg", "--model=a.keras,", cwd=tmp_path)
+    assert comma.returncode != 0 and _last_line(comma) == \
+        "error: --model=a.keras,: an empty name in the list; expected PATH or PATH,PATH,..."
+
+
+def test_a_run_that_diverges_reports_nothing_and_never_an_earlier_model(tmp_path, demo_dir):
+    """The first run trains into log/; a second one there with a learning rate of 1e30 goes NaN in its
+    first epoch. It stops in one line, exits non-zero, prints no results, and says that model.keras is
+    the earlier run's; the earlier model is left as it was."""
+    first = run_script("cnn_run.py", f"--data_dir={demo_dir}", "--out_dir=log", "--epochs=1", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr[-2000:]
+    model = (tmp_path / "log" / "model.keras").read_bytes()
+    second = run_script("cnn_run.py", f"--data_dir={demo_dir}", "--out_dir=log", "--epochs=2", "--learning_rate=1e30",
+                        cwd=tmp_path)
+    assert second.returncode != 0
+    assert _last_line(second) == (
+        "error: the training loss became NaN or infinite in epoch 1 (--learning_rate=1e+30 may be too high); the run "
+        "stopped and reports nothing: log/model.keras is an earlier run's, not this one's; history.csv shows the epochs")
+    assert "saved log/model.keras" not in second.stdout and "test accuracy" not in second.stdout.lower()
+    assert (tmp_path / "log" / "model.keras").read_bytes() == model
