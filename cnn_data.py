@@ -98,6 +98,15 @@ def read_image(path, draft_size=None):
     return img
 
 
+def frame_count(path):
+    """How many frames an image file holds (an animated GIF, WebP or PNG: several), read from its header."""
+    try:
+        with Image.open(path) as img:
+            return getattr(img, "n_frames", 1)
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError):
+        return 1
+
+
 def to_grey(img):
     """A Pillow image as one grey channel ("L"): 16-bit scaled, not clipped; transparency white."""
     if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
@@ -367,6 +376,10 @@ def _load_train_folder(data_dir, size, drop_blank):
     if not os.path.isdir(data_dir):
         raise DataError(f"{data_dir}: no such folder; give --data_dir=FOLDER with train/<class>/ inside")
     if not os.path.isdir(os.path.join(data_dir, "train")):
+        parent = os.path.dirname(os.path.abspath(data_dir))
+        if os.path.basename(os.path.normpath(data_dir)) in ("train", "test", "val"):     # the split named, not its parent
+            raise DataError(f"{data_dir}: has no train/ folder; it looks like a split itself: give its parent, "
+                            f"--data_dir={parent}")
         raise DataError(f"{data_dir}: has no train/ folder; expected train/<class>/*.jpg (and test/<class>/)")
     files, class_names = list_split(os.path.join(data_dir, "train"))
     counts = {c: sum(1 for _, n in files if n == c) for c in class_names}

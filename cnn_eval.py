@@ -215,7 +215,7 @@ def main(argv):
                  f"the same command carries on after them")
     if not n_scored:
         log.close()
-        sys.exit(f"error: no image could be read from {' '.join(files) or options['images']}")
+        sys.exit(f"error: no image could be read from {sources[0][0] if options['camera'] else ' '.join(files) or options['images']}")
 
     # 2. Accuracy over the labelled files, eval.json, and eval.png of the photos' largest faces.
     result = cnn_metrics.score(np.array(scored_probabilities).reshape(-1, len(classes)),
@@ -309,6 +309,10 @@ def score_photo(path, true, options, scorer, annotate):
     printed, its annotated copy written; and the largest face's pixels, for the contact sheet."""
     colour = cnn_faces.read_picture(path)
     input_shape = scorer[0][0].input_shape[1:3]
+    if cnn_data.frame_count(path) > 1:
+        print(f"note: {path}: an animation of {cnn_data.frame_count(path)} frames; only its first is scored")
+    if min(colour.size) < 16:
+        print(f"note: {path}: {colour.width}x{colour.height} pixels, too small to show a face; scored whole anyway")
     faces = cnn_faces.score_picture(colour, scorer, options["detector"], options["detect_faces"], options["tta"])
     if not faces:               # the command line falls back to the whole picture (the API returns [])
         print(f"note: {path}: no face found; using the whole image")

@@ -220,7 +220,33 @@ def check_before_decoding(p, argv):
             and not os.path.isdir(os.path.join(p["data_dir"], "val"))):
         sys.exit("error: --validation_split=0 holds out no faces and there is no val/ folder, so the plateau "
                  "schedule has no val_loss to watch; use --lr_schedule=cosine")
+    check_resume(p)
     claim_out_dir(p["out_dir"])         # last: a run refused above leaves no out_dir behind
+
+
+# What may change when an unfinished run is resumed: where it lives, its time budget, and how many
+# epochs it runs to (one more epoch resumes and trains just that one). An "auto" value is stored
+# as what it became on the machine (precision, strategy), so it is not compared either.
+RESUME_MAY_CHANGE = ("out_dir", "max_minutes", "epochs", "demo_dir", "qider_dir")
+
+
+def check_resume(p):
+    """An unfinished run in out_dir is resumed only by its own command: other settings would load its
+    backup into another network, or go on with other data, so the run stops here in one line naming
+    what differs (the folder is left as it was, for its own command to resume)."""
+    import cnn_model
+    done = cnn_model.finished_epochs(p["out_dir"])
+    if not done or os.path.exists(os.path.join(p["out_dir"], "backup", "finished.json")):
+        return
+    stored = (cnn_model.stored_meta(os.path.join(p["out_dir"], "model.keras")) or {}).get("params", {})
+    differ = [f"{name} {stored[name]!r} there, {p[name]!r} here" for name in sorted(p)
+              if name in stored and name not in RESUME_MAY_CHANGE and p[name] != "auto" and stored[name] != p[name]]
+    if differ:
+        sys.exit(f"error: {p['out_dir']} holds an unfinished run ({done} epochs done) of other settings: "
+                 f"{'; '.join(differ)}. Run its own command to resume it, or give another --out_dir")
+    if done > p["epochs"]:
+        sys.exit(f"error: {p['out_dir']} holds an unfinished run that has done {done} epochs, more than "
+                 f"--epochs={p['epochs']}; give --epochs={done} or more to resume it, or another --out_dir")
 
 
 LOCK_FILE = "run.lock"

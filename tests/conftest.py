@@ -20,6 +20,16 @@ def missing(what):
     pytest.skip(what)
 
 
+def require(module):
+    """Import a module a test needs, as pytest.importorskip does, except that under CI (CI=true) a
+    missing one fails the test: requirements-test.txt installs it there."""
+    import importlib
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        missing(f"{module} is not installed")
+
+
 def run_script(script, *args, cwd=REPO, timeout=900):
     """Run `python <script> args...` the way a user does; returns the finished process."""
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONUNBUFFERED="1")

@@ -525,10 +525,10 @@ def test_keras_knows_how_many_batches_each_pipeline_holds():
 def test_the_pipeline_without_tensorflow_runs_on_jax():
     """The tests above of array_batches (and its augmenter compiled by jax.jit on JAX), run
     again under KERAS_BACKEND=jax, as on a GPU machine without TensorFlow."""
-    pytest.importorskip("jax")
     import subprocess
     import sys
-    from conftest import REPO
+    from conftest import REPO, require
+    require("jax")
     code = ("import sys, keras, pytest; print('backend:', keras.backend.backend()); "
             "sys.exit(pytest.main(['-q', '-p', 'no:cacheprovider', 'tests/test_data.py', '-k', 'array_batches or arrays']))")
     env = dict(os.environ, KERAS_BACKEND="jax", TF_CPP_MIN_LOG_LEVEL="3")

@@ -8,7 +8,7 @@ import re
 import subprocess
 import sys
 
-from conftest import REPO
+from conftest import REPO, require
 
 # TensorFlow's CPU must be split into two logical devices before anything else
 # touches it, so the run happens in its own interpreter.
@@ -53,8 +53,7 @@ def _jax_env(**env):
 def test_two_processes_train_one_run_with_keras_distribution_on_jax(demo_dir, tmp_path):
     """--strategy=multi_worker: two cnn_run.py processes on 127.0.0.1 (Keras on JAX, gloo between
     the CPUs) train one network, each feeding half of every global batch; only the chief writes."""
-    import pytest
-    pytest.importorskip("jax")
+    require("jax")
     out = tmp_path / "run"
     args = [sys.executable, os.path.join(REPO, "cnn_run.py"), f"--data_dir={demo_dir}", f"--out_dir={out}",
             "--strategy=multi_worker", "--epochs=2", "--batch_size=16", "--augment_dataset=False",

@@ -122,3 +122,40 @@ def test_a_run_that_diverges_reports_nothing_and_never_an_earlier_model(tmp_path
         "stopped and reports nothing: log/model.keras is an earlier run's, not this one's; history.csv shows the epochs")
     assert "saved log/model.keras" not in second.stdout and "test accuracy" not in second.stdout.lower()
     assert (tmp_path / "log" / "model.keras").read_bytes() == model
+
+
+def test_odd_inputs_are_said_once_and_a_missing_source_is_named(tmp_path, external_faces, demo_dir):
+    from PIL import Image
+    face = Image.open(os.path.join(external_faces, "sad", "triste.jpg")).convert("RGB")
+    face.save(tmp_path / "anim.gif", save_all=True, append_images=[face.rotate(10), face.rotate(20)])
+    Image.new("L", (1, 1), 128).save(tmp_path / "tiny.png")
+    result = run_script("cnn_eval.py", "anim.gif", "tiny.png", "gone.mp4", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.count("note: anim.gif: an animation of 3 frames; only its first is scored") == 1
+    assert result.stdout.count("note: tiny.png: 1x1 pixels, too small to show a face; scored whole anyway") == 1
+    assert "skipped gone.mp4: no such file" in result.stdout
+    assert json.loads((tmp_path / "eval.json").read_text())["n_scored"] == 2
+    camera = run_script("cnn_eval.py", "--camera=7", cwd=tmp_path)              # no such camera here
+    assert camera.returncode != 0 and "skipped camera 7: no such camera (or it is in use)" in camera.stdout
+    assert _last_line(camera) == "error: no image could be read from camera 7"
+    split = run_script("cnn_run.py", f"--data_dir={os.path.join(demo_dir, 'train')}", "--out_dir=run", cwd=tmp_path)
+    assert split.returncode != 0 and _last_line(split).endswith(
+        f"it looks like a split itself: give its parent, --data_dir={demo_dir}")
+
+
+def test_an_unfinished_run_is_resumed_only_by_its_own_command(tmp_path, demo_dir):
+    """Stopped after its first epoch, the run refuses another learning rate in one line naming it,
+    leaves its folder as it was, and its own command then resumes it to the end."""
+    import signal
+    from conftest import signal_after_epochs
+    args = [f"--data_dir={demo_dir}", "--out_dir=run", "--epochs=3"]
+    run, out, err = signal_after_epochs(args, tmp_path, signal.SIGTERM, epochs=1, history=tmp_path / "run" / "history.csv")
+    assert run.returncode != 0 and "run the same command again to resume" in err
+    other = run_script("cnn_run.py", *args, "--learning_rate=0.01", cwd=tmp_path)
+    assert other.returncode != 0
+    assert _last_line(other).startswith("error: run holds an unfinished run (") and _last_line(other).endswith(
+        "epochs done) of other settings: learning_rate 0.001 there, 0.01 here. Run its own command to resume it, "
+        "or give another --out_dir")
+    again = run_script("cnn_run.py", *args, cwd=tmp_path)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert "resuming from" in again.stdout and (tmp_path / "run" / "metrics.json").exists()
