@@ -234,9 +234,12 @@ def check_resume(p):
     """An unfinished run in out_dir is resumed only by its own command: other settings would load its
     backup into another network, or go on with other data, so the run stops here in one line naming
     what differs (the folder is left as it was, for its own command to resume)."""
+    backup = os.path.join(p["out_dir"], "backup")
+    if not os.path.isdir(backup) or os.path.exists(os.path.join(backup, "finished.json")):
+        return                  # nothing to resume (and Keras, slow to load, is not loaded for nothing)
     import cnn_model
     done = cnn_model.finished_epochs(p["out_dir"])
-    if not done or os.path.exists(os.path.join(p["out_dir"], "backup", "finished.json")):
+    if not done:
         return
     stored = (cnn_model.stored_meta(os.path.join(p["out_dir"], "model.keras")) or {}).get("params", {})
     differ = [f"{name} {stored[name]!r} there, {p[name]!r} here" for name in sorted(p)
