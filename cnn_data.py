@@ -74,7 +74,9 @@ def read_image(path, draft_size=None):
     when it declares more than MAX_PIXELS pixels, whichever decoder would read it."""
     if os.path.getsize(path) == 0:
         raise ValueError("empty file (0 bytes)")
-    declared = _declared_size(path)
+    with open(path, "rb") as f:
+        head = f.read(26)
+    declared = _declared_size(head)
     if declared:
         check_pixels(*declared)
     try:
@@ -90,7 +92,7 @@ def read_image(path, draft_size=None):
     # again leniently, its ancillary chunks' checksums unchecked (the pixels' still are); failing
     # that, through TensorFlow's decoders where TensorFlow is installed. A file that none can
     # read is reported with Pillow's reason; a truncated one is not read again at all.
-    if reason == TRUNCATED or not _names_an_image_format(path):
+    if reason == TRUNCATED or not _names_an_image_format(head):
         raise ValueError(reason)
     img = _open_leniently(path, draft_size) or _open_with_tensorflow(path)
     if img is None:
@@ -109,17 +111,27 @@ def frame_count(path):
 
 def to_grey(img):
     """A Pillow image as one grey channel ("L"): 16-bit scaled, not clipped; transparency white."""
+    return _flattened(img).convert("L")
+
+
+def to_rgb(img):
+    """A Pillow image in RGB (for finding faces and drawing on), flattened as to_grey flattens it."""
+    return _flattened(img).convert("RGB")
+
+
+def _flattened(img):
+    """16-bit grey scaled down to 8 bits, transparent parts white, CMYK as RGB; other modes as they are."""
     if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
         # 16-bit grayscale: scale 0..65535 down to 0..255 instead of clipping.
         pixels = np.asarray(img, dtype=np.float32) / 257.0
-        img = Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8))
-    elif img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
+        return Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8))
+    if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
         # Transparent parts become white, not whatever colour hides under alpha 0.
         rgba = img.convert("RGBA")
-        img = Image.alpha_composite(Image.new("RGBA", rgba.size, "white"), rgba)
-    elif img.mode == "CMYK":
-        img = img.convert("RGB")
-    return img.convert("L")
+        return Image.alpha_composite(Image.new("RGBA", rgba.size, "white"), rgba)
+    if img.mode == "CMYK":
+        return img.convert("RGB")
+    return img
 
 
 def opencv():
@@ -167,19 +179,15 @@ def _open_leniently(path, draft_size):
         ImageFile.LOAD_TRUNCATED_IMAGES = previous
 
 
-def _names_an_image_format(path):
+def _names_an_image_format(head):
     """Whether a file's first bytes name a format the decoders know (not a text file, say)."""
-    with open(path, "rb") as f:
-        head = f.read(12)
-    return head.startswith((b"\xff\xd8\xff", b"\x89PNG", b"GIF8", b"BM")) or (head[:4], head[8:]) == (b"RIFF", b"WEBP")
+    return head.startswith((b"\xff\xd8\xff", b"\x89PNG", b"GIF8", b"BM")) or (head[:4], head[8:12]) == (b"RIFF", b"WEBP")
 
 
-def _declared_size(path):
-    """(width, height) as a PNG, GIF or BMP header declares them, read without decoding (so that
-    no decoder, Pillow's or TensorFlow's, is asked to decode a bomb); None for other formats,
-    which Pillow's own header check covers."""
-    with open(path, "rb") as f:
-        head = f.read(26)
+def _declared_size(head):
+    """(width, height) as a PNG, GIF or BMP header (a file's first 26 bytes) declares them, read
+    without decoding (so that no decoder, Pillow's or TensorFlow's, is asked to decode a bomb);
+    None for other formats, which Pillow's own header check covers."""
     if head.startswith(b"\x89PNG") and len(head) >= 24:
         return int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
     if head.startswith(b"GIF8") and len(head) >= 10:
@@ -198,7 +206,7 @@ def _open_with_tensorflow(path):
         if data.startswith(b"\xff\xd8\xff"):      # a JPEG's size, read from its header before decoding it
             height, width = tf.io.extract_jpeg_shape(data).numpy()[:2]
             check_pixels(int(width), int(height))
-        elif _declared_size(path) is None:         # a size no header told: not decoded at all
+        elif _declared_size(data[:26]) is None:    # a size no header told: not decoded at all
             return None
         pixels = tf.io.decode_image(data, expand_animations=False).numpy()
     except TooLarge:

@@ -201,14 +201,14 @@ def main(argv):
         for entry, face_pixels in score_each(sources, kept, options, scorer, out, annotate, log):
             n_scored += 1
             n_faces += entry["n_faces"] if "frames_file" in entry else len(entry["faces"])
+            row = [entry["probabilities"][c] for c in classes]
             if entry["true"] is not None:
-                scored_probabilities.append([entry["probabilities"][c] for c in classes])
+                scored_probabilities.append(row)
                 labels.append(classes.index(entry["true"]))
             if len(predictions) <= PREDICTIONS_IN_JSON:      # one past the limit says "too many"
                 predictions.append(entry)
             if face_pixels is not None and len(sheet_faces) < SHEET_MAX:
-                sheet_faces.append((face_pixels, entry["path"], entry["true"],
-                                    [entry["probabilities"][c] for c in classes]))
+                sheet_faces.append((face_pixels, entry["path"], entry["true"], row))
     except KeyboardInterrupt:
         log.close()
         sys.exit(f"stopped (Ctrl-C): the {n_scored} files scored so far are kept in {log_path}; "
@@ -309,8 +309,9 @@ def score_photo(path, true, options, scorer, annotate):
     printed, its annotated copy written; and the largest face's pixels, for the contact sheet."""
     colour = cnn_faces.read_picture(path)
     input_shape = scorer[0][0].input_shape[1:3]
-    if cnn_data.frame_count(path) > 1:
-        print(f"note: {path}: an animation of {cnn_data.frame_count(path)} frames; only its first is scored")
+    frames = cnn_data.frame_count(path)
+    if frames > 1:
+        print(f"note: {path}: an animation of {frames} frames; only its first is scored")
     if min(colour.size) < 16:
         print(f"note: {path}: {colour.width}x{colour.height} pixels, too small to show a face; scored whole anyway")
     faces = cnn_faces.score_picture(colour, scorer, options["detector"], options["detect_faces"], options["tta"])

@@ -26,6 +26,7 @@ from PIL import Image
 
 import cnn_data
 import cnn_model
+import cnn_params
 import cnn_photos
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -42,7 +43,7 @@ class FaceError(ValueError):
 
 # ------------------------------------------------------------------ reading a picture
 
-def read_picture(image, where=None):
+def read_picture(image):
     """Any picture the API takes, as an RGB PIL image at its own size: a path (any format Pillow
     reads), a PIL image, or a NumPy array (HxWx3 RGB or HxWx4 RGBA uint8, or HxW grey uint8).
     Raises FaceError naming the file or saying what is wrong with the array."""
@@ -53,33 +54,22 @@ def read_picture(image, where=None):
         if os.path.isdir(path):
             raise FaceError(f"{path}: a folder where an image file is expected")
         try:
-            return to_rgb(cnn_data.read_image(path))
+            return cnn_data.to_rgb(cnn_data.read_image(path))
         except (ValueError, OSError) as error:
             raise FaceError(f"{path}: {error}") from None
     if isinstance(image, Image.Image):
-        return to_rgb(image)
+        return cnn_data.to_rgb(image)
     if isinstance(image, np.ndarray):
-        name = where or "the array"
         if image.dtype != np.uint8:
-            raise FaceError(f"{name}: pixels of type {image.dtype}; expected uint8 (0..255)")
+            raise FaceError(f"the array: pixels of type {image.dtype}; expected uint8 (0..255)")
         if image.ndim == 3 and image.shape[2] == 1:
             image = image[..., 0]
         if not (image.ndim == 2 or (image.ndim == 3 and image.shape[2] in (3, 4))):
-            raise FaceError(f"{name}: shape {image.shape}; expected HxWx3 RGB, HxWx4 RGBA or HxW grey")
+            raise FaceError(f"the array: shape {image.shape}; expected HxWx3 RGB, HxWx4 RGBA or HxW grey")
         if min(image.shape[:2]) == 0:
-            raise FaceError(f"{name}: shape {image.shape}; an empty picture")
-        return to_rgb(Image.fromarray(image))
+            raise FaceError(f"the array: shape {image.shape}; an empty picture")
+        return cnn_data.to_rgb(Image.fromarray(image))
     raise FaceError(f"a picture of type {type(image).__name__}; expected a path, a PIL image or a NumPy array")
-
-
-def to_rgb(img):
-    """A Pillow image in RGB: transparency white and 16-bit grey scaled, as cnn_data.to_grey treats them."""
-    if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
-        rgba = img.convert("RGBA")
-        return Image.alpha_composite(Image.new("RGBA", rgba.size, "white"), rgba).convert("RGB")
-    if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
-        return cnn_data.to_grey(img).convert("RGB")
-    return img.convert("RGB")
 
 
 # ------------------------------------------------------------------ finding faces
@@ -255,11 +245,10 @@ def detect_emotions(image, model=None, detector=None, tta="none"):
     model: None (the shipped model), a .keras path, or several (averaged).
     detector: one of DETECTORS (default DEFAULT_DETECTOR). tta: "none", "flip" or "crops".
     Raises FaceError (a ValueError) naming the file, the array or the option that is wrong."""
-    if tta not in ("none", "flip", "crops"):
-        raise FaceError(f"tta {tta!r}: expected one of none, flip, crops")
+    if tta not in cnn_params.CHOICES["tta"]:
+        raise FaceError(f"tta {tta!r}: expected one of {', '.join(cnn_params.CHOICES['tta'])}")
     check_detector(detector or DEFAULT_DETECTOR)
-    faces = score_picture(read_picture(image), load_scorer(model), detector, True, tta)
-    return [{"box": f["box"], "emotions": f["emotions"]} for f in faces]
+    return _answers(score_picture(read_picture(image), load_scorer(model), detector, True, tta))
 
 
 def video_emotions(source, fps=None, model=None, detector=None, tta="none"):
@@ -277,5 +266,9 @@ def video_emotions(source, fps=None, model=None, detector=None, tta="none"):
     except ValueError as error:
         raise FaceError(f"{source}: {error}") from None
     for time_s, rgb in frames:
-        faces = score_picture(Image.fromarray(rgb), scorer, detector, True, tta)
-        yield time_s, [{"box": f["box"], "emotions": f["emotions"]} for f in faces]
+        yield time_s, _answers(score_picture(Image.fromarray(rgb), scorer, detector, True, tta))
+
+
+def _answers(faces):
+    """score_picture's faces as the API gives them: box and emotions (not the crops)."""
+    return [{"box": f["box"], "emotions": f["emotions"]} for f in faces]

@@ -5,6 +5,7 @@ unfinished run stands, and on what, without loading TensorFlow (20 s on a 2-core
 machine) for two text files.
 """
 import csv
+import math
 import os
 
 
@@ -35,6 +36,14 @@ def validated(row):
     """Whether an epoch was validated: without validation faces CSVLogger writes NA there,
     and a row cut short by a killed run has no value at all."""
     return row.get("val_accuracy") not in (None, "", "NA")
+
+
+def diverged(row):
+    """Whether an epoch's training loss was NaN or infinite (Keras's TerminateOnNaN stopped it there)."""
+    try:
+        return not math.isfinite(float(row.get("loss")))
+    except (TypeError, ValueError):
+        return True
 
 
 MACHINES_FILE = "machines.txt"

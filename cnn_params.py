@@ -260,14 +260,15 @@ CHOICES = {"optimizer": ("adam", "sgd", "rmsprop"), "lr_schedule": ("plateau", "
 
 
 # The range of each number, checked before anything runs: (lowest, highest), None for no bound;
-# a bound in a list is excluded ([0.0] means "above 0").
-RANGES = {"img_height": (8, 4096), "img_width": (8, 4096), "channels": (1, 1), "validation_split": (0.0, [1.0]),
+# a bound in a list is excluded ([0.0] means "above 0"). teacher_weight and validation_split, shares
+# with words of their own, are checked in get_params.
+RANGES = {"img_height": (8, 4096), "img_width": (8, 4096), "channels": (1, 1),
           "balance_count": (0, None), "max_image_pixels": (1, None), "noise_std": (0.0, 255.0),
           "rotation_degrees": (0.0, 180.0), "shift_fraction": (0.0, 1.0), "zoom_fraction": (0.0, [1.0]),
           "random_erasing": (0.0, 1.0), "mixup": (0.0, 1.0), "epochs": (1, None), "batch_size": (1, None),
           "weight_decay": (0.0, None), "learning_rate": ([0.0], None), "lr_patience": (0, None),
           "lr_factor": ([0.0], [1.0]), "min_learning_rate": (0.0, None), "label_smoothing": (0.0, [1.0]),
-          "ema": (0.0, [1.0]), "teacher_weight": (0.0, 1.0), "seed": (0, None), "max_minutes": (0.0, None)}
+          "ema": (0.0, [1.0]), "seed": (0, None), "max_minutes": (0.0, None)}
 
 
 def _in_range(name, value):
@@ -339,7 +340,7 @@ def get_params(argv=()):
     if not 0.0 <= params["teacher_weight"] <= 1.0:
         raise ValueError(f"--teacher_weight={params['teacher_weight']}: a share, from 0 (labels only) to 1 (teacher only)")
     for name in RANGES:
-        if name not in ("teacher_weight", "validation_split") and _in_range(name, params[name]):
+        if _in_range(name, params[name]):
             raise ValueError(f"--{name}={params[name]}: expected a number {_in_range(name, params[name])}")
     for name, allowed in CHOICES.items():
         if params[name] not in allowed:
@@ -361,6 +362,18 @@ def usage():
     return (f"Parameters (cnn_params.py), each overridable as --name=value:\n\n{knobs}\n\n"
             f"presets (--preset=NAME): {', '.join(PRESETS)}\n"
             f"experiments (--experiment=NAME): {', '.join(EXPERIMENTS)}\n")
+
+
+def options_or_exit(argv, defaults):
+    """The --name=value options of a bench script, whose values stay text: defaults, overridden.
+    An unknown name ends the program with one line that lists the names."""
+    options = dict(defaults)
+    for arg in argv:
+        name, _, value = arg.lstrip("-").partition("=")
+        if name not in defaults:
+            sys.exit(f"error: {arg}: expected one of {', '.join('--' + k for k in defaults)}")
+        options[name] = value
+    return options
 
 
 def params_or_exit(argv):

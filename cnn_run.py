@@ -12,7 +12,6 @@ Started again after a crash or Ctrl-C, the same command resumes the run.
 import atexit
 import errno
 import json
-import math
 import os
 import shutil
 import socket
@@ -97,7 +96,7 @@ def main(argv):
             if process:                         # the chief scores the saved model and writes the rest
                 return
         model_path = os.path.join(p["out_dir"], "model.keras")
-        diverged = [i + 1 for i, row in enumerate(history) if not _finite(row.get("loss"))]
+        diverged = [i + 1 for i, row in enumerate(history) if cnn_history.diverged(row)]
         if diverged:
             sys.exit(diverged_run(p, model_path, diverged[0], started))
         if not os.path.exists(model_path):      # no epoch had a validation score
@@ -163,13 +162,6 @@ def weights_digest(model):
     for weight in model.get_weights():
         digest.update(np.ascontiguousarray(weight, dtype=np.float32).tobytes())
     return digest.hexdigest()[:16]
-
-
-def _finite(text):
-    try:
-        return math.isfinite(float(text))
-    except (TypeError, ValueError):
-        return False
 
 
 def diverged_run(p, model_path, epoch, started):

@@ -337,15 +337,10 @@ def load_sample(data_dir, n):
 
 
 def main(argv):
-    args = dict(ARGS)
     if "--help" in argv or "-h" in argv:
         print(__doc__)
         return
-    for arg in argv:
-        name, _, value = arg.lstrip("-").partition("=")
-        if name not in ARGS:
-            sys.exit(f"error: {arg}: expected one of {', '.join('--' + k for k in ARGS)}")
-        args[name] = value
+    args = cnn_params.options_or_exit(argv, ARGS)
     if args["presets"] and importlib.util.find_spec("scipy") is None:    # now, not after the first timings
         sys.exit("error: table 1 times Keras's ImageDataGenerator, which needs scipy: "
                  "pip install -r bench/requirements.txt (or --presets= with --stages=... for table 5 alone)")

@@ -26,6 +26,7 @@ import numpy as np
 from PIL import Image
 
 import cnn_faces
+import cnn_params
 
 ARGS = {"faces": os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "..", "shared", "data",
                               "external_faces"),
@@ -146,12 +147,7 @@ def match(boxes, truth):
 
 
 def main(argv):
-    args = dict(ARGS)
-    for arg in argv:
-        name, _, value = arg.lstrip("-").partition("=")
-        if name not in ARGS:
-            sys.exit(f"error: {arg}: expected one of {', '.join('--' + k for k in ARGS)}")
-        args[name] = value
+    args = cnn_params.options_or_exit(argv, ARGS)
     finders = {}
     for d in args["detectors"].split(","):
         if d.startswith("blazeface"):

@@ -29,7 +29,9 @@ import numpy as np
 from PIL import Image
 
 import cnn_data
+import cnn_eval
 import cnn_faces
+import cnn_params
 import cnn_photos
 
 ARGS = {"faces": os.path.join(HERE, "..", "shared", "data", "external_faces"), "detectors": ",".join(cnn_faces.DETECTORS),
@@ -73,8 +75,7 @@ def frames_a_second(path, detector, scorer, out):
     for time_s, rgb in frames:
         colour = Image.fromarray(rgb)
         faces = cnn_faces.score_picture(colour, scorer, detector, True)
-        entries = [{"box": f["box"], "predicted": max(f["emotions"], key=f["emotions"].get),
-                    "probabilities": f["emotions"]} for f in faces]
+        entries = [cnn_eval.face_entry(f["box"], f["emotions"]) for f in faces]
         drawn.write(np.asarray(cnn_photos.draw_faces(colour, entries)), time_s)
         n, n_faces = n + 1, n_faces + len(faces)
     drawn.close()
@@ -95,12 +96,7 @@ def peak_memory_mb(args, cwd):
 
 
 def main(argv):
-    args = dict(ARGS)
-    for arg in argv:
-        name, _, value = arg.lstrip("-").partition("=")
-        if name not in ARGS:
-            sys.exit(f"error: {arg}: expected one of {', '.join('--' + k for k in ARGS)}")
-        args[name] = value
+    args = cnn_params.options_or_exit(argv, ARGS)
     faces = photos(args["faces"])
     scorer = cnn_faces.load_scorer()
     work = tempfile.mkdtemp(prefix="bench_video_")
