@@ -13,7 +13,7 @@ import time
 import keras
 import numpy as np
 
-import cnn_model     # save_model and write_json (cnn_model.train imports this module in turn)
+import cnn_storage
 
 
 class SaveBest(keras.callbacks.Callback):
@@ -34,7 +34,7 @@ class SaveBest(keras.callbacks.Callback):
             # With --ema the score is the averaged weights' (AveragedValidation), so they are what is saved.
             swap_averaged_weights(self.model)
             try:
-                cnn_model.save_model(self.model, self.path, self.classes, self.run_params)
+                cnn_storage.save_model(self.model, self.path, self.classes, self.run_params)
             finally:
                 swap_averaged_weights(self.model)
 
@@ -56,6 +56,25 @@ def swap_averaged_weights(model):
         trained = keras.ops.convert_to_numpy(weight)
         weight.assign(average)
         average.assign(trained)
+
+
+class WholeSetLoss(keras.callbacks.Callback):
+    """The epoch's loss and val_loss over the real faces alone, in a run of several processes.
+
+    There every batch is a whole global batch of B faces, the last one filled up with faces
+    weighted 0, and Keras averages each batch's loss over B and the batches by B: the epoch's
+    figure is the sum over the real faces / (steps x B). Times steps x B / n (`shares`, one for
+    training, one for validation) it is the mean over the n real faces, as one process reports it.
+    """
+
+    def __init__(self, train_share, val_share):
+        super().__init__()
+        self.shares = {"loss": train_share, "val_loss": val_share}
+
+    def on_epoch_end(self, epoch, logs=None):
+        for name, share in self.shares.items():
+            if logs is not None and name in logs:
+                logs[name] = float(logs[name]) * share
 
 
 class AveragedValidation(keras.callbacks.Callback):
@@ -125,7 +144,7 @@ class AtomicBackup(keras.callbacks.BackupAndRestore):
         tmp = self._weights_path.replace(".weights.h5", ".tmp.weights.h5")   # Keras wants this suffix
         self.model.save_weights(tmp, overwrite=True)
         os.replace(tmp, self._weights_path)
-        cnn_model.write_json(self._training_metadata_path, {"epoch": self._current_epoch, "batch": self._last_batch_seen})
+        cnn_storage.write_json(self._training_metadata_path, {"epoch": self._current_epoch, "batch": self._last_batch_seen})
 
 
 class CtrlC(keras.callbacks.Callback):

@@ -575,10 +575,10 @@ def mix_faces(x, y, share):
     return s * x + (1 - s) * x[::-1], share[:, None] * y + (1 - share[:, None]) * y[::-1]
 
 
-def batches_per_epoch(n_images, batch_size, processes=1):
-    """Training steps an epoch: with one process the last batch may be short; with several,
-    it is left out, so that every process takes as many steps (make_dataset, shard)."""
-    return n_images // batch_size if processes > 1 else -(-n_images // batch_size)
+def batches_per_epoch(n_images, batch_size):
+    """Steps an epoch: every face once, the last batch short (with several processes, filled up
+    with faces weighted 0: array_batches)."""
+    return -(-n_images // batch_size)
 
 
 def seeded_augmenter(augmenter, input_shape):
@@ -606,7 +606,7 @@ def seeded_augmenter(augmenter, input_shape):
 
 
 def make_dataset(images, labels, n_classes, batch_size, training=False, augmenter=None, seed=0, mixup=0.0,
-                 shard=(0, 1), epochs=(0, 1)):
+                 shard=(0, 1), epochs=(0, 1), class_weight=None):
     """A tf.data pipeline over in-memory arrays: shuffle, batch, augment, prefetch.
 
     Pixels stay 0..255 here; the model's first layer rescales them to 0..1,
@@ -620,30 +620,28 @@ def make_dataset(images, labels, n_classes, batch_size, training=False, augmente
     nothing comes from a random stream that a restart would begin again, so a run resumed at
     epoch e (epochs=(e, ...)) sees the very batches the unbroken run saw from epoch e on.
 
-    shard=(i, n): process i of n takes its n-th of each global batch of batch_size (every
-    process draws the same order, so the global batches are the same in each), and a last,
-    short batch is left out, so that every process takes as many steps.
+    shard=(i, n), n > 1: process i of n takes its n-th of each global batch of batch_size (every
+    process draws the same order, so the global batches are the same in each): array_batches,
+    which also takes the class weights (class_weight) into each batch's sample weights.
     """
     import keras
-    if keras.backend.backend() != "tensorflow":     # Keras on JAX, e.g. a GPU machine without TensorFlow:
+    if keras.backend.backend() != "tensorflow" or shard[1] > 1:
+        # Keras on JAX (a GPU machine without TensorFlow; several processes run on JAX only):
         # its augmenter's seeds live in JAX arrays, which a tf.data map cannot take.
-        return array_batches(images, labels, n_classes, batch_size, training, augmenter, seed, mixup, shard, epochs)
+        return array_batches(images, labels, n_classes, batch_size, training, augmenter, seed, mixup, shard, epochs,
+                             class_weight)
     import tensorflow as tf
-    process, processes = shard
-    share = batch_size // processes
-    steps = batches_per_epoch(len(images), batch_size, processes)
+    steps = batches_per_epoch(len(images), batch_size)
     all_faces, all_labels, seed64 = tf.constant(images), tf.constant(labels), tf.constant(seed, tf.int64)
 
     def one_epoch(epoch):
         order = tf.range(len(images), dtype=tf.int64)
         if training:
             order = tf.random.experimental.stateless_shuffle(order, seed=tf.stack([seed64, epoch]))
-        batches = tf.data.Dataset.from_tensor_slices(order).batch(batch_size, drop_remainder=processes > 1)
+        batches = tf.data.Dataset.from_tensor_slices(order).batch(batch_size)
         return tf.data.Dataset.zip(batches, tf.data.Dataset.range(epoch * steps, (epoch + 1) * steps))
 
     def faces_of(index, step):
-        if processes > 1:                                   # this process's share of the global batch
-            index = index[process * share:(process + 1) * share]
         y = tf.gather(all_labels, index)
         return tf.cast(tf.gather(all_faces, index), tf.float32), (y if labels.ndim == 2 else tf.one_hot(y, n_classes)), step
 
@@ -674,7 +672,7 @@ def make_dataset(images, labels, n_classes, batch_size, training=False, augmente
 
 
 def array_batches(images, labels, n_classes, batch_size, training=False, augmenter=None, seed=0, mixup=0.0,
-                  shard=(0, 1), epochs=(0, 1)):
+                  shard=(0, 1), epochs=(0, 1), class_weight=None):
     """The batches of make_dataset without TensorFlow: a keras.utils.PyDataset
     over the same in-memory arrays, so Keras trains on any backend (JAX on a GPU).
 
@@ -682,11 +680,17 @@ def array_batches(images, labels, n_classes, batch_size, training=False, augment
     steps_per_epoch), each epoch's order drawn from (seed, epoch) and each batch's
     augmentation and mixup from (seed, step); the augmenter runs on each batch as it is
     drawn, on whatever device the backend computes on.
+
+    Several processes (shard=(i, n), n > 1) each take their n-th of every global batch, so
+    every global batch must be whole: the last, short one is filled up with its own faces again,
+    weighted 0, and each batch comes as (faces, labels, sample weights). Every face is then
+    trained and validated once an epoch, as with one process, on data of any size. Keras takes
+    no class_weight beside sample weights, so a class's weight goes into its faces' own.
     """
     import keras
     process, processes = shard
     share = batch_size // processes
-    steps = batches_per_epoch(len(images), batch_size, processes)
+    steps = batches_per_epoch(len(images), batch_size)
     first, last = epochs if training else (0, 1)
     augment = seeded_augmenter(augmenter, images.shape[1:]) if augmenter is not None else None
     if augment is not None and keras.backend.backend() == "jax":
@@ -711,7 +715,9 @@ def array_batches(images, labels, n_classes, batch_size, training=False, augment
             b = step % steps
             index = self.order(step // steps)[b * batch_size:(b + 1) * batch_size]
             if processes > 1:                                # this process's share of the global batch
-                index = index[process * share:(process + 1) * share]
+                weight = (np.arange(batch_size) < len(index)).astype(np.float32)   # 0: a face again, to fill up
+                index = np.resize(index, batch_size)[process * share:(process + 1) * share]
+                weight = weight[process * share:(process + 1) * share]
             x = images[index].astype(np.float32)
             if augment is not None:
                 x = augment(x, step)
@@ -719,6 +725,12 @@ def array_batches(images, labels, n_classes, batch_size, training=False, augment
             if mixup > 0:
                 x = keras.ops.cast(x, "float32")      # bfloat16 from the augmenter under mixed_bfloat16
                 x, y = mix_faces(x, y, np.random.default_rng((seed, step)).beta(mixup, mixup, len(index)).astype(np.float32))
-            return x, y
+            if processes == 1:
+                return x, y
+            if class_weight:                                 # as Keras weighs a class: by the label's largest share
+                weight = weight * np.array([class_weight[c] for c in np.argmax(labels[index] if labels.ndim == 2 else
+                                                                                np.eye(n_classes)[labels[index]], axis=1)],
+                                           np.float32)
+            return x, y, weight
 
     return ArrayBatches()

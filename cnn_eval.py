@@ -13,10 +13,12 @@
     python cnn_eval.py --fps=5 clip.mp4                 # frames scored per second of video (default 2)
     python cnn_eval.py --camera=0                       # a webcam, live, until Ctrl-C
     python cnn_eval.py --model=a.keras,b.keras          # an ensemble: the models' probabilities averaged
+    python cnn_eval.py --model=fast photo.jpg           # the shipped network in int8 (the default for videos)
     python cnn_eval.py --max_image_pixels=200000000 big.png   # allow a larger image (default 89,478,485 pixels)
 
-Without --model it scores log/model.keras, or the shipped pretrained/fer2013.keras
-when there is none. A small image that is itself a face (FER-2013's, test_images/)
+Without --model it scores log/model.keras, or when there is none the shipped
+pretrained/fer2013.keras (--model=shipped), or for videos and the camera alone its int8
+copy pretrained/fer2013_int8.tflite (--model=fast: as accurate, several times faster). A small image that is itself a face (FER-2013's, test_images/)
 is scored whole; in a larger photo every face is found (MTCNN, or --detector=haar) and
 scored (cnn_faces.score_picture, the Python API's own path); and a copy with each box, class and confidence goes into annotated/ beside
 eval.json. A video (any file OpenCV reads) is sampled --fps times a second; its
@@ -41,7 +43,7 @@ import numpy as np
 import cnn_data
 import cnn_faces
 import cnn_metrics
-import cnn_model
+import cnn_storage
 import cnn_params
 import cnn_photos
 
@@ -100,21 +102,26 @@ def shown(path):
     return path if relative.startswith("..") else relative
 
 
-def choose_model(options, images_named):
+def choose_model(options, images_named, video_only=False):
     """The model files to score with, saying which when none was named: log/model.keras after a
-    training run, else the shipped model. A model trained on the cartoon demo set, used on
-    anything but test_images/, is said to be one."""
+    training run, else the fast model for videos and the camera, the shipped model for anything
+    else. A model trained on the cartoon demo set, used on anything but test_images/, is said to be one."""
     if options["model"]:
-        paths = options["model"].split(",")
+        paths = [cnn_faces.MODELS.get(name, name) for name in options["model"].split(",")]
         if not all(paths):
-            sys.exit(f"error: --model={options['model']}: an empty name in the list; expected PATH or PATH,PATH,...")
+            sys.exit(f"error: --model={options['model']}: an empty name in the list; expected PATH or PATH,PATH,... "
+                     f"or one of {', '.join(cnn_faces.MODELS)}")
     elif os.path.exists(os.path.join("log", "model.keras")):
         paths = [os.path.join("log", "model.keras")]
+    elif video_only:
+        paths = [cnn_faces.FAST]
+        print(f"no log/model.keras here: scoring with the fast model {shown(cnn_faces.FAST)} (the shipped network "
+              f"in int8, as accurate and several times faster; --model=shipped for the .keras one)")
     else:
         paths = [SHIPPED]
         print(f"no log/model.keras here: scoring with the shipped model {shown(SHIPPED)} "
               f"(trained on FER-2013; no training needed)")
-    stored = (cnn_model.stored_meta(paths[0]) or {"params": {}})["params"]
+    stored = (cnn_storage.stored_meta(paths[0]) or {"params": {}})["params"]
     trained_on = os.path.normpath(stored.get("data_dir", "-"))
     cartoons = {os.path.normpath(stored.get("demo_dir", "data/demo")): "the built-in cartoon demo set",
                 os.path.normpath(stored.get("qider_dir", "data/qider")): "the cartoon stand-in for QIDER"}
@@ -165,7 +172,8 @@ FRAMES_IN_JSON = 2000        # frames a video's entry holds; more, and its frame
 def main(argv):
     options, files = parse_args(argv)
     named = bool(files or options["camera"]) or os.path.abspath(options["images"]) != os.path.abspath("test_images")
-    paths = choose_model(options, named)
+    video_only = bool(options["camera"]) or bool(files) and all(cnn_photos.is_video(f) for f in files)
+    paths = choose_model(options, named, video_only)
     try:
         scorer = cnn_faces.load_scorer(paths)
     except cnn_faces.FaceError as error:
@@ -174,7 +182,7 @@ def main(argv):
 
     # eval.json goes beside the model; for the shipped model, into the current folder (pretrained/ is part
     # of the toolkit, not a place for one person's results).
-    beside = "." if os.path.abspath(paths[0]) == SHIPPED else os.path.dirname(os.path.abspath(paths[0]))
+    beside = "." if os.path.abspath(paths[0]) in cnn_faces.MODELS.values() else os.path.dirname(os.path.abspath(paths[0]))
     out = os.path.normpath(options["out"] or os.path.join(beside, "eval.json"))
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
     annotate = "" if options["annotate"] == "False" else (options["annotate"] or
@@ -227,7 +235,7 @@ def main(argv):
         report["predictions"] = [with_frames(e) for e in predictions]
     else:
         report["predictions_file"] = log_path
-    cnn_model.write_json(out, report)
+    cnn_storage.write_json(out, report)
     print(json.dumps({"finished": out}), file=log, flush=True)
     log.close()
     sheet = os.path.splitext(out)[0] + ".png"

@@ -31,6 +31,10 @@ import cnn_photos
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SHIPPED = os.path.join(HERE, "pretrained", "fer2013.keras")
+# The same network with its weights stored as int8, run by LiteRT: the same PublicTest accuracy,
+# several times faster a face on a CPU (docs/speed.md, "The fast model"); the default for video.
+FAST = os.path.join(HERE, "pretrained", "fer2013_int8.tflite")
+MODELS = {"shipped": SHIPPED, "fast": FAST}     # the names --model and the API take for these two files
 DEFAULT_DETECTOR = "mtcnn"
 FACE_MARGIN = 0.1       # a found face is cut out with this share of its size on each side, as FER-2013's faces are
 MIN_FACE = 24           # pixels: the smallest face looked for (a 40-pixel face is well above it)
@@ -203,11 +207,17 @@ def _resized(img, width, height):
 _LOADED_MODELS = {}
 
 
+def model_names(model):
+    """The model files, or names of MODELS, that `model` gives: None (the shipped model), a path or
+    name, or several (a list, or one string with commas)."""
+    return [os.fspath(m) for m in model] if isinstance(model, (list, tuple)) else os.fspath(model or SHIPPED).split(",")
+
+
 def load_scorer(model=None):
-    """The model(s) to score with, loaded once and kept: (Keras models, class names). model: None
-    (the shipped model), a .keras path, or several paths (a list, or one string with commas),
-    whose probabilities are averaged. Raises FaceError naming a file that cannot be used."""
-    paths = model if isinstance(model, (list, tuple)) else (os.fspath(model or SHIPPED)).split(",")
+    """The model(s) to score with, loaded once and kept: (models, class names). model: None (the
+    shipped model), "fast", "shipped", a .keras or .tflite path, or several (a list, or one string
+    with commas), whose probabilities are averaged. Raises FaceError naming a file that cannot be used."""
+    paths = [MODELS.get(path, path) for path in model_names(model)]
     key = tuple(os.path.abspath(p) for p in paths)
     if key not in _LOADED_MODELS:
         try:
@@ -242,7 +252,8 @@ def detect_emotions(image, model=None, detector=None, tta="none"):
     [{"box": [x, y, w, h], "emotions": {class: probability}}, ...], [] when there is none.
 
     image: a path, a PIL image, or a NumPy array (HxWx3 RGB uint8, or HxW grey uint8).
-    model: None (the shipped model), a .keras path, or several (averaged).
+    model: None (the shipped model), "fast" (the same network in int8, for video), a .keras or
+    .tflite path, or several (averaged).
     detector: one of DETECTORS (default DEFAULT_DETECTOR). tta: "none", "flip" or "crops".
     Raises FaceError (a ValueError) naming the file, the array or the option that is wrong."""
     if tta not in cnn_params.CHOICES["tta"]:
@@ -251,12 +262,13 @@ def detect_emotions(image, model=None, detector=None, tta="none"):
     return _answers(score_picture(read_picture(image), load_scorer(model), detector, True, tta))
 
 
-def video_emotions(source, fps=None, model=None, detector=None, tta="none"):
+def video_emotions(source, fps=None, model="fast", detector=None, tta="none"):
     """Every face of each frame of a video, frame by frame as it is read, never the whole video in
     memory: a generator of (time_s, faces), faces as detect_emotions gives them.
 
     source: a video file, or a camera's number (read live: the newest frame each time, until the
-    camera stops). fps: frames looked at a second of video (None: every frame)."""
+    camera stops). fps: frames looked at a second of video (None: every frame). model: as for
+    detect_emotions; by default the fast model."""
     if not isinstance(source, int):
         source = os.fspath(source)
     scorer = load_scorer(model)

@@ -11,7 +11,6 @@ import json
 import os
 import shutil
 import signal
-import tempfile
 import threading
 import zipfile
 
@@ -20,8 +19,7 @@ import keras
 
 import cnn_callbacks
 import cnn_history
-
-META_FILE = "fer_toolkit.json"   # class names and parameters, stored inside the .keras zip
+import cnn_storage
 
 
 class ModelError(Exception):
@@ -92,7 +90,7 @@ class FusedBatchNormalization(keras.layers.BatchNormalization):
     config. Keras's own code runs where the kernel does not apply: on JAX
     (whose compiler fuses by itself), after a dense layer, with a mask.
     A model saved with this layer needs this module imported to load, as
-    cnn_eval.py does; `cnn_model.py export --format=keras` writes Keras's layer.
+    cnn_eval.py does; `cnn_export.py --format=keras` writes Keras's layer.
     """
 
     def call(self, inputs, training=None, mask=None):
@@ -138,7 +136,7 @@ def _vgg16_base(x, weights_path):
     return base(x)
 
 
-def compile_model(model, p):
+def compile_model(model, p, weighted=False):
     # Keras decays decoupled from the gradient (AdamW's way), scaled by the learning rate, so the decay
     # anneals with the schedule. None, not 0, turns it off: with 0 Keras would still run a decay step that does nothing.
     decay = p["weight_decay"] or None
@@ -157,44 +155,14 @@ def compile_model(model, p):
         # activations towards zero (timm leaves them out too).
         optimizer.exclude_from_weight_decay(var_names=["bias", "gamma", "beta"])
     loss = keras.losses.CategoricalCrossentropy(label_smoothing=p["label_smoothing"])
-    model.compile(optimizer=optimizer, loss=loss, metrics=["accuracy"])
+    # Several processes fill up a short last batch with faces weighted 0 (cnn_data.array_batches): accuracy
+    # must then count sample weights, which Keras does for weighted_metrics alone.
+    model.compile(optimizer=optimizer, loss=loss, **({"weighted_metrics": ["accuracy"]} if weighted else
+                                                      {"metrics": ["accuracy"]}))
     return model
 
 
-# ------------------------------------------------------------------ save and load
-
-def save_model(model, path, classes, params):
-    """Write model.keras atomically, with the class names and parameters inside it.
-
-    The model goes to a temporary file in the same folder, which is renamed
-    over `path` only when complete: a crash never leaves a half-written model.
-    """
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(suffix=".keras", dir=folder)
-    os.close(fd)
-    try:
-        model.save(tmp)
-        with zipfile.ZipFile(tmp, "a") as archive:
-            archive.writestr(META_FILE, json.dumps({"classes": list(classes), "params": params}, indent=1))
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-
-
-def write_json(path, obj):
-    """Write a JSON file atomically (temporary file, then rename)."""
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = f"{path}.tmp"
-    try:
-        with open(tmp, "w") as f:
-            json.dump(obj, f, indent=1)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):          # a failed write (a full disk) leaves no half file behind
-            os.remove(tmp)
-
+# ------------------------------------------------------------------ load
 
 def load_model(path):
     """Load a .keras file saved by save_model. Returns (model, class names, parameters).
@@ -202,6 +170,13 @@ def load_model(path):
     safe_mode=True: a file that carries code (a Lambda layer) is refused, and
     nothing in it is unpickled.
     """
+    if str(path).endswith(".tflite"):      # the fast model for video, or any exported TFLite file
+        import cnn_lite
+        try:
+            model, classes = cnn_lite.load_lite_model(path)
+        except ValueError as error:
+            raise ModelError(str(error)) from None
+        return model, classes, {}
     if os.path.isdir(path):
         raise ModelError(f"{path}: a folder where a .keras model file is expected (e.g. {os.path.join(path, 'model.keras')})")
     if not os.path.isfile(path):
@@ -214,7 +189,7 @@ def load_model(path):
     except Exception as error:      # Keras raises many types here; the message is what matters
         first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise ModelError(f"{path}: cannot be loaded as a Keras model: {first_line}") from None
-    meta = stored_meta(path)
+    meta = cnn_storage.stored_meta(path)
     if meta is None:
         n = model.output_shape[-1]
         print(f"note: {path} was not saved by this toolkit; its classes are named class_0..class_{n - 1}")
@@ -223,18 +198,6 @@ def load_model(path):
         raise ModelError(f"{path}: the model has {model.output_shape[-1]} outputs "
                          f"but {len(meta['classes'])} class names are stored with it")
     return model, meta["classes"], meta["params"]
-
-
-def stored_meta(path):
-    """The class names and parameters that save_model stored in a .keras file, read
-    without loading the network; None for a file that holds none (or no such zip
-    file: load_model says what is wrong with it)."""
-    if not zipfile.is_zipfile(path):
-        return None
-    with zipfile.ZipFile(path) as archive:
-        if META_FILE in archive.namelist():
-            return json.loads(archive.read(META_FILE))
-    return None
 
 
 def load_models(paths):
@@ -262,7 +225,7 @@ def load_models(paths):
 # ------------------------------------------------------------------ train
 
 
-def train(model, train_ds, val_ds, p, classes, class_weight=None, steps_per_epoch=None):
+def train(model, train_ds, val_ds, p, classes, class_weight=None, steps_per_epoch=None, loss_shares=None):
     """model.fit with the callbacks that keep a run safe, resuming an interrupted one.
 
     out_dir/backup holds the state of the last finished epoch (cnn_callbacks.AtomicBackup):
@@ -294,7 +257,8 @@ def train(model, train_ds, val_ds, p, classes, class_weight=None, steps_per_epoc
     best = max((float(r["val_accuracy"]) for r in rows if cnn_history.validated(r)), default=-1.0)
 
     clock = cnn_callbacks.EpochTime(float(r["seconds"]) for r in rows if r.get("seconds"))
-    callbacks = [
+    callbacks = [cnn_callbacks.WholeSetLoss(*loss_shares)] if loss_shares else []    # first: the others read the loss
+    callbacks += [
         # Order matters: the learning-rate callback puts the epoch's rate into the
         # logs before the history row is written, and the history row and the best
         # model are written before the backup, so a kill in between redoes the
@@ -323,7 +287,7 @@ def train(model, train_ds, val_ds, p, classes, class_weight=None, steps_per_epoc
     if ctrl_c.pressed:                # pressed after the last epoch's callbacks ran
         raise KeyboardInterrupt(ctrl_c.pressed)
     history = cnn_history.read_history(history_path)
-    write_json(finished_path, {"epochs": len(history)})
+    cnn_storage.write_json(finished_path, {"epochs": len(history)})
     return history
 
 
@@ -400,10 +364,7 @@ def predict_one(model, image):
 
 
 if __name__ == "__main__":
-    # `python cnn_model.py export --model=... --format=...`, the spelling of the export command before it
-    # had a file of its own (cnn_export.py), still works.
+    # `python cnn_model.py export ...` was the export command before it had a file of its own.
     import sys
-    import cnn_export
-    if sys.argv[1:2] != ["export"] and not {"--help", "-h"} & set(sys.argv):
-        sys.exit(cnn_export.USAGE)
-    cnn_export.main(sys.argv[2:])
+    sys.exit("error: cnn_model.py is a module, not a command; to export a model: python cnn_export.py "
+             "--model=log/model.keras --format=tflite (python cnn_export.py --help lists the formats)")

@@ -20,6 +20,8 @@ demo_dir = "data/demo"      # the built-in demo set is written here once, when d
 qider_dir = "data/qider"    # the stand-in for the 8-class report's QIDER (not public), drawn here on first use:
                             # cartoon faces in Table 1's training counts (4,521) and a val/ of 1,346
 out_dir = "log"             # model.keras, history.csv, plots and metrics.json go here
+fresh = False               # True: an out_dir holding a finished run of other settings is trained afresh; that
+                            # run's files are first moved into out_dir/earlier_<date-time>/ (nothing is deleted)
 img_height = 48             # every image is decoded to grayscale and resized to this size
 img_width = 48
 channels = 1                # grayscale, as FER-2013 (every image is decoded to one channel: the only value)

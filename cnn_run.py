@@ -30,6 +30,7 @@ import cnn_data
 import cnn_demo
 import cnn_history
 import cnn_metrics
+import cnn_storage
 
 
 def main(argv):
@@ -42,7 +43,11 @@ def main(argv):
     # 0. What can be checked before minutes of decoding. Several processes (multi_worker) meet first:
     #    JAX's must before any computation, and each must know whether it is the chief that writes out_dir.
     placed = where_to_train(p) if p["strategy"] == "multi_worker" else None
-    check_before_decoding(p, argv)
+    finished = check_before_decoding(p, argv)
+    if finished is not None:                        # this very command, run to its end before: say so, train nothing
+        print(f"{p['out_dir']} holds this command's finished run; its results (metrics.json, model.keras, plots):")
+        print_results(finished, p)
+        return
 
     # 1. The data: decode every image once, hold out validation, balance the training classes.
     data, (x_fit, y_fit), weights = training_set(p)
@@ -67,7 +72,8 @@ def main(argv):
     # Several devices (--strategy): each takes batch_size images of every global batch, and
     # each process feeds its own devices' share of it.
     batch, shard = p["batch_size"] * devices, (process, processes)
-    train_ds = training_batches(x_fit, y_fit, len(classes), batch, p, shard)
+    # With several processes the class weights ride in each batch's sample weights (cnn_data.array_batches).
+    train_ds = training_batches(x_fit, y_fit, len(classes), batch, p, shard, weights if processes > 1 else None)
     x_val, y_val, _ = data["val"]
     val_ds = cnn_data.make_dataset(x_val, y_val, len(classes), batch, shard=shard) if len(y_val) else None
     with scope:
@@ -75,7 +81,7 @@ def main(argv):
                                       len(classes), p["dense_init"], name=p["preset"], vgg16_weights=p["vgg16_weights"])
         if p["init_model"]:
             start_from(model, p["init_model"], classes)
-        cnn_model.compile_model(model, p)
+        cnn_model.compile_model(model, p, weighted=processes > 1)
     model.summary()
 
     # 3. Train. The best epoch (by validation accuracy) is saved as model.keras; with no validation, the last.
@@ -84,8 +90,10 @@ def main(argv):
     try:
         try:
             cnn_history.note_machine(p["out_dir"], cnn_device.machine())   # for a part-run's row in cnn_results
-            history = cnn_model.train(model, train_ds, val_ds, p, classes, weights,
-                                      cnn_data.batches_per_epoch(len(y_fit), batch, processes))
+            steps = cnn_data.batches_per_epoch(len(y_fit), batch)
+            shares = (steps * batch / len(y_fit), cnn_data.batches_per_epoch(len(y_val), batch) * batch / max(len(y_val), 1))
+            history = cnn_model.train(model, train_ds, val_ds, p, classes, None if processes > 1 else weights, steps,
+                                      shares if processes > 1 else None)
         except KeyboardInterrupt as signal_name:
             stopped = f"stopped by {signal_name}" if str(signal_name) == "SIGTERM" else "interrupted"
             sys.exit(f"\n{stopped}: the last finished epoch is saved in {os.path.join(p['out_dir'], 'backup')}; "
@@ -100,7 +108,7 @@ def main(argv):
         if diverged:
             sys.exit(diverged_run(p, model_path, diverged[0], started))
         if not os.path.exists(model_path):      # no epoch had a validation score
-            cnn_model.save_model(model, model_path, classes, p)
+            cnn_storage.save_model(model, model_path, classes, p)
         plot_history(history, p["out_dir"])
 
         # 4. Evaluate the saved best model on every split, as the reports' tables do.
@@ -179,7 +187,8 @@ def diverged_run(p, model_path, epoch, started):
 
 def check_before_decoding(p, argv):
     """Stop at once, in one line, on what would otherwise fail after minutes of decoding; draw the
-    demo set or the stand-in for QIDER when the run is on one of them."""
+    demo set or the stand-in for QIDER when the run is on one of them. Returns the metrics of
+    out_dir's finished run when it is this command's (nothing to do), else None."""
     for path in filter(None, p["teacher"].split(",")):
         if not os.path.isfile(path):
             sys.exit(f"error: --teacher: {path}: no such file (a .keras model, or a teacher.npz of an earlier run)")
@@ -194,7 +203,7 @@ def check_before_decoding(p, argv):
     if p["init_model"]:
         import cnn_model
         import cnn_teacher
-        stored = cnn_model.stored_meta(p["init_model"]) or {"params": {}}
+        stored = cnn_storage.stored_meta(p["init_model"]) or {"params": {}}
         try:
             cnn_teacher.check_split(p["init_model"], "the model to fine-tune", stored["params"], p)
         except cnn_model.ModelError as error:
@@ -213,13 +222,19 @@ def check_before_decoding(p, argv):
         sys.exit("error: --validation_split=0 holds out no faces and there is no val/ folder, so the plateau "
                  "schedule has no val_loss to watch; use --lr_schedule=cosine")
     check_resume(p)
+    finished = finished_run(p["out_dir"])
+    if finished is not None and not p["fresh"]:
+        return same_finished_run(p, finished)
     claim_out_dir(p["out_dir"])         # last: a run refused above leaves no out_dir behind
+    if finished is not None:
+        move_earlier_run(p["out_dir"])
+    return None
 
 
 # What may change when an unfinished run is resumed: where it lives, its time budget, and how many
 # epochs it runs to (one more epoch resumes and trains just that one). An "auto" value is stored
 # as what it became on the machine (precision, strategy), so it is not compared either.
-RESUME_MAY_CHANGE = ("out_dir", "max_minutes", "epochs", "demo_dir", "qider_dir")
+RESUME_MAY_CHANGE = ("out_dir", "max_minutes", "epochs", "demo_dir", "qider_dir", "fresh")
 
 
 def check_resume(p):
@@ -233,7 +248,7 @@ def check_resume(p):
     done = cnn_model.finished_epochs(p["out_dir"])
     if not done:
         return
-    stored = (cnn_model.stored_meta(os.path.join(p["out_dir"], "model.keras")) or {}).get("params", {})
+    stored = (cnn_storage.stored_meta(os.path.join(p["out_dir"], "model.keras")) or {}).get("params", {})
     differ = [f"{name} {stored[name]!r} there, {p[name]!r} here" for name in sorted(p)
               if name in stored and name not in RESUME_MAY_CHANGE and p[name] != "auto" and stored[name] != p[name]]
     if differ:
@@ -244,6 +259,58 @@ def check_resume(p):
                  f"--epochs={p['epochs']}; give --epochs={done} or more to resume it, or another --out_dir")
 
 
+def finished_run(out_dir):
+    """The metrics of the finished run in out_dir (metrics.json, and no unfinished backup), else None."""
+    path = os.path.join(out_dir, "metrics.json")
+    if not os.path.isfile(path) or os.path.isdir(os.path.join(out_dir, "backup")):
+        return None
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return {}                       # written by something else, or cut short: still not to be trained over
+
+
+# What a finished run may be asked again with and still be the same run: where it lives, where
+# the demo set and the QIDER stand-in are drawn, and the switch below.
+FINISHED_MAY_CHANGE = ("out_dir", "demo_dir", "qider_dir", "fresh")
+
+
+def same_finished_run(p, metrics):
+    """A finished run is never trained over silently: the same command gets its metrics back (there is
+    nothing to train), another command stops in one line naming what differs and the two ways on."""
+    stored = (cnn_storage.stored_meta(os.path.join(p["out_dir"], "model.keras")) or {}).get("params", {})
+    differ = [f"{name} {stored[name]!r} there, {p[name]!r} here" for name in sorted(p)
+              if name in stored and name not in FINISHED_MAY_CHANGE and p[name] != "auto" and stored[name] != p[name]]
+    if not stored or not metrics:
+        differ = [f"{p['out_dir']}'s model.keras or metrics.json does not say which settings made it"]
+    if not differ:
+        return metrics
+    more = f"; and {len(differ) - 3} more" if len(differ) > 3 else ""
+    sys.exit(f"error: {p['out_dir']} holds a finished run of other settings ({'; '.join(differ[:3])}{more}); "
+             f"give another --out_dir, or --fresh=True to train afresh there (that run's files are first moved "
+             f"into {p['out_dir']}/earlier_<date-time>/)")
+
+
+# The files a run writes in out_dir: --fresh=True moves an earlier run's aside, and only these.
+RUN_FILES = ("model.keras", "metrics.json", "history.csv", "splits.json", "machines.txt", "backup", "teacher.npz",
+             "loss.png", "accuracy.png", "class_distribution.png", "augmented_examples.png", "confusion_matrix.png",
+             "per_class.png")
+
+
+def move_earlier_run(out_dir):
+    """Move an earlier run's files into out_dir/earlier_<date-time>/, so that nothing of it mixes with
+    the new run's and nothing of it is lost."""
+    present = [name for name in RUN_FILES if os.path.exists(os.path.join(out_dir, name))]
+    if not present:
+        return
+    aside = os.path.join(out_dir, "earlier_" + time.strftime("%Y%m%d-%H%M%S"))
+    os.makedirs(aside, exist_ok=True)
+    for name in present:
+        os.replace(os.path.join(out_dir, name), os.path.join(aside, name))
+    print(f"--fresh=True: the earlier run's files are moved into {aside}/")
+
+
 LOCK_FILE = "run.lock"
 
 
@@ -251,7 +318,9 @@ def claim_out_dir(out_dir):
     """One run per out_dir: a second run on the folder of one that is still running would
     write over its model and backup, so it stops at once, naming the holder. The lock file
     holds the run's pid, host and start time, and goes when the run's process ends; one left
-    by a process that is gone (killed) is taken over, and that is said."""
+    by a process that is gone (killed) is taken over, and that is said. A folder this run made
+    goes too when the run ends with nothing in it (refused on its data)."""
+    made = not os.path.isdir(out_dir)
     os.makedirs(out_dir, exist_ok=True)
     path = os.path.join(out_dir, LOCK_FILE)
     while True:
@@ -274,7 +343,16 @@ def claim_out_dir(out_dir):
             os.remove(path)
     with os.fdopen(fd, "w") as f:
         json.dump({"pid": os.getpid(), "host": socket.gethostname(), "started": time.strftime("%Y-%m-%d %H:%M:%S")}, f)
-    atexit.register(lambda: os.path.exists(path) and _lock_holder(path).get("pid") == os.getpid() and os.remove(path))
+    atexit.register(release_out_dir, out_dir, made)
+
+
+def release_out_dir(out_dir, made):
+    """At the end of the run's process: remove its lock, and the folder if it made it and left it empty."""
+    path = os.path.join(out_dir, LOCK_FILE)
+    if os.path.exists(path) and _lock_holder(path).get("pid") == os.getpid():
+        os.remove(path)
+    if made and os.path.isdir(out_dir) and not os.listdir(out_dir):
+        os.rmdir(out_dir)
 
 
 def _lock_holder(path):
@@ -308,6 +386,9 @@ def training_set(p):
         sys.exit(f"error: {error}")
     classes = data["classes"]
     x_train, y_train, _ = data["train"]
+    if not len(y_train):
+        sys.exit(f"error: {p['data_dir']}: none of its training files could be read as an image (each is named "
+                 "above); nothing to train on")
     print(f"classes: {', '.join(classes)}")
     if not len(data["val"][1]):
         if p["lr_schedule"] == "plateau":               # a val/ folder with none of train's classes
@@ -367,7 +448,7 @@ def evaluate(model_path, data, p, history, started, teacher_time):
                "wall_time_s": round(time.time() - started, 1), "training_time_s": training_time(history),
                "teacher": p["teacher"], "teacher_time_s": teacher_time,
                "protocol": describe_splits(data, p)}
-    cnn_model.write_json(os.path.join(p["out_dir"], "splits.json"),
+    cnn_storage.write_json(os.path.join(p["out_dir"], "splits.json"),
                          {split: data[split][2] for split in ("train", "val", "test", "private_test") if split in data})
     for split in ("train", "val", "test", "private_test"):
         if split not in data or not len(data[split][1]):
@@ -381,7 +462,7 @@ def evaluate(model_path, data, p, history, started, teacher_time):
             metrics[split]["tta_" + p["tta"]] = {k: with_tta[k] for k in ("loss", "accuracy", "macro_f1")}
     if p["live_augment"] and "val" in metrics:
         metrics["val"]["augmented"] = score_augmented(best, *data["val"][:2], classes, p)
-    cnn_model.write_json(os.path.join(p["out_dir"], "metrics.json"), metrics)
+    cnn_storage.write_json(os.path.join(p["out_dir"], "metrics.json"), metrics)
     shown = next(split for split in ("test", "val", "train") if split in metrics)
     plot_confusion_matrix(metrics[shown], classes, f"{shown} split", os.path.join(p["out_dir"], "confusion_matrix.png"))
     plot_per_class(metrics[shown], classes, f"{shown} split", os.path.join(p["out_dir"], "per_class.png"))
@@ -410,7 +491,7 @@ def print_results(metrics, p):
         print(warning.replace("these images", "the validation images" if watched == "val" else "the training images"))
 
 
-def training_batches(images, labels, n_classes, batch, p, shard=(0, 1)):
+def training_batches(images, labels, n_classes, batch, p, shard=(0, 1), class_weight=None):
     """The shuffled, live-augmented training batches of the epochs still to train, and a
     picture of the augmentation in out_dir.
 
@@ -424,7 +505,8 @@ def training_batches(images, labels, n_classes, batch, p, shard=(0, 1)):
     if augmenter is not None:
         plot_augmented(images, augmenter, os.path.join(p["out_dir"], "augmented_examples.png"), p["seed"])
     return cnn_data.make_dataset(images, labels, n_classes, batch, training=True, augmenter=augmenter, seed=seed,
-                                 mixup=p["mixup"], shard=shard, epochs=(cnn_model.finished_epochs(p["out_dir"]), p["epochs"]))
+                                 mixup=p["mixup"], shard=shard, epochs=(cnn_model.finished_epochs(p["out_dir"]), p["epochs"]),
+                                 class_weight=class_weight)
 
 
 def score_augmented(model, images, labels, classes, p):
@@ -496,7 +578,6 @@ def wants_demo_set(p, argv):
 
 def plot_history(history, out_dir):
     """loss.png and accuracy.png: train and validation curves per epoch, as in both reports."""
-    import cnn_model
     epochs = [int(r["epoch"]) + 1 for r in history]
     for metric in ("loss", "accuracy"):
         fig, ax = plt.subplots(figsize=(6, 4))

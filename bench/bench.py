@@ -24,7 +24,6 @@ Prints four tables, and a fifth and a sixth on request:
      its first batch (Keras makes a new iterator every epoch).
 Absolute times on a shared machine are noisy: compare within one run.
 """
-import importlib.util
 import os
 import sys
 import time
@@ -336,12 +335,22 @@ def load_sample(data_dir, n):
     return files, images, np.array([classes.index(name) for name in names], np.int32)
 
 
+def has_scipy():
+    """Whether scipy imports (Keras's ImageDataGenerator needs scipy.ndimage)."""
+    try:
+        import scipy.ndimage
+        del scipy
+        return True
+    except ImportError:
+        return False
+
+
 def main(argv):
     if "--help" in argv or "-h" in argv:
         print(__doc__)
         return
     args = cnn_params.options_or_exit(argv, ARGS)
-    if args["presets"] and importlib.util.find_spec("scipy") is None:    # now, not after the first timings
+    if args["presets"] and not has_scipy():                             # now, not after the first timings
         sys.exit("error: table 1 times Keras's ImageDataGenerator, which needs scipy: "
                  "pip install -r bench/requirements.txt (or --presets= with --stages=... for table 5 alone)")
     p = cnn_params.get_params(["--experiment=conv3"])

@@ -1,10 +1,11 @@
 """Frames a second from video to answer, and peak memory against the length of the work.
 
-    python bench/video.py [--faces=../shared/data/external_faces] [--detectors=mtcnn,haar] [--seconds=4]
-                          [--memory=True]
+    python bench/video.py [--faces=../shared/data/external_faces] [--detectors=mtcnn,haar]
+                          [--models=shipped,fast] [--seconds=4] [--memory=True]
 
 1. Frames a second, end to end, as cnn_eval.py scores a video: decode a frame, find every face,
-   cut each out, score it with the shipped model, draw the boxes, and write the annotated frame.
+   cut each out, score it (the shipped model, and the fast model: the same network in int8, run
+   by LiteRT), draw the boxes, and write the annotated frame.
    Every frame and every face is scored. The clips are composed here from the 8-class report's
    real photos: 640x480 and 1280x720, with one face (the frame's height / 2.5) and with three
    (height / 4), --seconds long at 30 frames a second.
@@ -35,7 +36,7 @@ import cnn_params
 import cnn_photos
 
 ARGS = {"faces": os.path.join(HERE, "..", "shared", "data", "external_faces"), "detectors": ",".join(cnn_faces.DETECTORS),
-        "seconds": "4", "memory": "True"}
+        "models": ",".join(cnn_faces.MODELS), "seconds": "4", "memory": "True"}
 
 
 def photos(folder):
@@ -98,21 +99,23 @@ def peak_memory_mb(args, cwd):
 def main(argv):
     args = cnn_params.options_or_exit(argv, ARGS)
     faces = photos(args["faces"])
-    scorer = cnn_faces.load_scorer()
+    scorers = {name: cnn_faces.load_scorer(name) for name in args["models"].split(",")}
     work = tempfile.mkdtemp(prefix="bench_video_")
     print(f"1. end to end, every frame and every face, {args['seconds']} s clips at 30 frames a second "
-          f"(shipped model, {os.cpu_count()} CPU cores)")
-    print(f"{'size':<10}{'faces':>6}" + "".join(f"{d + ' frames/s':>20}" for d in args["detectors"].split(",")))
+          f"({os.cpu_count()} CPU cores); frames a second (faces found a frame)")
+    print(f"{'size':<10}{'faces':>6}" + "".join(f"{d + ', ' + m:>22}" for d in args["detectors"].split(",")
+                                                 for m in scorers))
     for size in ((640, 480), (1280, 720)):
         for n in (1, 3):
             clip = os.path.join(work, f"{size[0]}x{size[1]}_{n}.mp4")
             write_clip(clip, size, faces[:n] if n == 1 else [faces[3], faces[6], faces[7]], float(args["seconds"]))
             cells = []
             for d in args["detectors"].split(","):
-                frames_a_second(clip, d, scorer, os.path.join(work, "warm.mp4"))          # loads the detector
-                fps, found = frames_a_second(clip, d, scorer, os.path.join(work, "drawn.mp4"))
-                cells.append(f"{fps:.1f} ({found:.1f} found)")
-            print(f"{f'{size[0]}x{size[1]}':<10}{n:>6}" + "".join(f"{c:>20}" for c in cells))
+                for scorer in scorers.values():
+                    frames_a_second(clip, d, scorer, os.path.join(work, "warm.mp4"))      # loads the detector
+                    fps, found = frames_a_second(clip, d, scorer, os.path.join(work, "drawn.mp4"))
+                    cells.append(f"{fps:.1f} ({found:.1f})")
+            print(f"{f'{size[0]}x{size[1]}':<10}{n:>6}" + "".join(f"{c:>22}" for c in cells), flush=True)
     if args["memory"] != "True":
         return
     print("\n2. peak memory of cnn_eval.py (--detector=haar), each in a fresh process")

@@ -522,6 +522,32 @@ def test_keras_knows_how_many_batches_each_pipeline_holds():
     assert len(history.history["val_loss"]) == 2
     assert not [w for w in caught if "ran out of data" in str(w.message)]
 
+def test_several_processes_each_take_their_share_and_fill_up_the_last_batch():
+    """Two processes, a global batch of 4, 10 faces: 3 steps an epoch as for one process. Each
+    process takes its half of every global batch; the short last one is filled up with faces
+    weighted 0, so every face is trained (and validated) once an epoch, with its class's weight."""
+    images = np.arange(10, dtype=np.uint8).reshape(10, 1, 1, 1) * np.ones((1, 4, 4, 1), np.uint8)
+    labels = np.array([0, 1] * 5)
+    weights = {0: 1.0, 1: 2.0}
+    for training in (True, False):
+        one = cnn_data.array_batches(images, labels, 2, 4, training=training, seed=3, epochs=(0, 2))
+        shares = [cnn_data.array_batches(images, labels, 2, 4, training=training, seed=3, shard=(i, 2), epochs=(0, 2),
+                                         class_weight=weights) for i in (0, 1)]
+        assert len(one) == len(shares[0]) == len(shares[1]) == (2 if training else 1) * 3
+        for step in range(len(one)):
+            whole, _ = one[step]
+            (x0, y0, w0), (x1, y1, w1) = shares[0][step], shares[1][step]
+            assert x0.shape == x1.shape == (2, 4, 4, 1)
+            faces = np.concatenate([x0, x1])[:, 0, 0, 0]
+            kept = np.concatenate([w0, w1]) > 0
+            assert list(faces[kept]) == list(whole[:, 0, 0, 0])        # the one process's batch, in order
+            labels_here = np.concatenate([y0, y1]).argmax(axis=1)
+            assert list(np.concatenate([w0, w1])[kept]) == [weights[c] for c in labels_here[kept]]
+        seen = [f for step in range(3) for (x, _, w) in (shares[0][step], shares[1][step]) for f, v in zip(x[:, 0, 0, 0], w) if v > 0]
+        assert sorted(seen) == list(range(10))                            # every face once in the first epoch
+        assert list(shares[0][2][2]) != [0.0, 0.0] and list(shares[1][2][2]) == [0.0, 0.0]   # 10 = 4 + 4 + 2
+
+
 def test_the_pipeline_without_tensorflow_runs_on_jax():
     """The tests above of array_batches (and its augmenter compiled by jax.jit on JAX), run
     again under KERAS_BACKEND=jax, as on a GPU machine without TensorFlow."""

@@ -92,6 +92,40 @@ def test_two_processes_train_one_run_with_keras_distribution_on_jax(demo_dir, tm
     assert abs(float(history[0]["loss"]) - alone) < 0.01, (history[0]["loss"], alone)
 
 
+def test_two_processes_train_and_validate_every_face_of_a_small_set(fer2013_dir, tmp_path):
+    """70 FER-2013 faces (56 to train, 14 held out), two processes, a global batch of 32: fewer faces
+    than two global batches, and a validation set smaller than one. Every epoch trains and is
+    validated; the last, short batches are filled up with faces weighted 0, so the validation
+    accuracy of the kept epoch is the chief's own score of all 14 faces, not of a dropped share."""
+    require("jax")
+    from conftest import copy_slice
+    data = copy_slice(fer2013_dir, tmp_path / "fer70", {"train": 10, "test": 2})
+    out = tmp_path / "run"
+    args = [sys.executable, os.path.join(REPO, "cnn_run.py"), f"--data_dir={data}", f"--out_dir={out}",
+            "--strategy=multi_worker", "--epochs=2", "--batch_size=16", "--augment_dataset=False", "--live_augment=False"]
+    port = _free_port()
+    runs = [subprocess.Popen(args, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                             env=_jax_env(KERAS_DISTRIBUTION_JOB_ADDRESSES=f"127.0.0.1:{port}",
+                                          KERAS_DISTRIBUTION_NUM_PROCESSES="2", KERAS_DISTRIBUTION_PROCESS_ID=str(i)))
+            for i in (0, 1)]
+    try:
+        said = [run.communicate(timeout=420)[0] for run in runs]
+    finally:
+        for run in runs:
+            if run.poll() is None:
+                run.kill()
+    assert [run.returncode for run in runs] == [0, 0], said[0][-3000:] + said[1][-3000:]
+    assert not any("ran out of data" in text or "Traceback" in text for text in said)
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["train"]["n"] == 56 and metrics["val"]["n"] == 14
+    with open(out / "history.csv") as f:
+        history = list(csv.DictReader(f))
+    assert len(history) == 2 and all(r["val_accuracy"] not in ("", "NA") for r in history)
+    kept = max(history, key=lambda r: float(r["val_accuracy"]))           # the epoch model.keras holds
+    assert abs(float(kept["val_accuracy"]) - metrics["val"]["accuracy"]) < 1e-6
+    assert abs(float(kept["val_loss"]) - metrics["val"]["loss"]) < 1e-3
+
+
 def test_multi_worker_on_tensorflow_says_why_not_and_what_to_run(tmp_path):
     result = subprocess.run([sys.executable, os.path.join(REPO, "cnn_run.py"), "--strategy=multi_worker"],
                             cwd=tmp_path, env=dict(os.environ, KERAS_BACKEND="tensorflow", TF_CPP_MIN_LOG_LEVEL="3"),

@@ -49,6 +49,17 @@ def test_a_refused_run_says_why_in_one_line_and_leaves_no_out_dir(tmp_path):
         result = run_script("cnn_run.py", *args, "--out_dir=run", cwd=tmp_path)
         assert result.returncode != 0 and _last_line(result) == message
         assert "Traceback" not in result.stderr and not (tmp_path / "run").exists()
+    # A folder of files that are no images: refused on its training files, after the out_dir was claimed.
+    for split in ("train", "test"):
+        for label in ("happy", "sad"):
+            (tmp_path / "junk" / split / label).mkdir(parents=True)
+            for i in range(3):
+                (tmp_path / "junk" / split / label / f"{i}.jpg").write_text("not an image")
+    result = run_script("cnn_run.py", "--data_dir=junk", "--out_dir=run", "--lr_schedule=cosine", cwd=tmp_path)
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert _last_line(result) == ("error: junk: none of its training files could be read as an image (each is named "
+                                  "above); nothing to train on")
+    assert "skipped junk/train/sad/2.jpg: not an image file" in result.stdout and not (tmp_path / "run").exists()
 
 
 def _png_bomb(path, side=100_000):
@@ -104,24 +115,39 @@ def test_scoring_names_each_bad_file_skips_it_and_scores_the_rest(tmp_path, exte
     assert entry["path"] == "photo.jpg" and entry["predicted"] == "happy"
     comma = run_script("cnn_eval.py", "photo.jpg", "--model=a.keras,", cwd=tmp_path)
     assert comma.returncode != 0 and _last_line(comma) == \
-        "error: --model=a.keras,: an empty name in the list; expected PATH or PATH,PATH,..."
+        "error: --model=a.keras,: an empty name in the list; expected PATH or PATH,PATH,... or one of shipped, fast"
 
 
-def test_a_run_that_diverges_reports_nothing_and_never_an_earlier_model(tmp_path, demo_dir):
-    """The first run trains into log/; a second one there with a learning rate of 1e30 goes NaN in its
-    first epoch. It stops in one line, exits non-zero, prints no results, and says that model.keras is
-    the earlier run's; the earlier model is left as it was."""
+def test_a_finished_run_is_never_trained_over_silently_and_a_diverged_one_reports_nothing(tmp_path, demo_dir):
+    """The first run trains into log/. The same command again says it is done and trains nothing;
+    another command there stops in one line naming what differs and the two ways on; with --fresh=True
+    the earlier run's files are moved aside, and that run, with a learning rate of 1e30, goes NaN in
+    its first epoch: it stops in one line, prints no results and says no model of it was saved."""
     first = run_script("cnn_run.py", f"--data_dir={demo_dir}", "--out_dir=log", "--epochs=1", cwd=tmp_path)
     assert first.returncode == 0, first.stderr[-2000:]
     model = (tmp_path / "log" / "model.keras").read_bytes()
-    second = run_script("cnn_run.py", f"--data_dir={demo_dir}", "--out_dir=log", "--epochs=2", "--learning_rate=1e30",
-                        cwd=tmp_path)
+    metrics = json.loads((tmp_path / "log" / "metrics.json").read_text())
+    same = run_script("cnn_run.py", f"--data_dir={demo_dir}", "--out_dir=log", "--epochs=1", cwd=tmp_path)
+    assert same.returncode == 0, same.stderr[-2000:]
+    assert "log holds this command's finished run" in same.stdout and "Epoch 1/" not in same.stdout
+    test_row = next(line for line in same.stdout.splitlines() if line.startswith("test "))
+    assert f"{metrics['test']['accuracy']:.4f}" in test_row
+    nan = [f"--data_dir={demo_dir}", "--out_dir=log", "--epochs=2", "--learning_rate=1e30"]
+    other = run_script("cnn_run.py", *nan, cwd=tmp_path)
+    assert other.returncode != 0 and _last_line(other) == (
+        "error: log holds a finished run of other settings (epochs 1 there, 2 here; learning_rate 0.001 there, 1e+30 "
+        "here); give another --out_dir, or --fresh=True to train afresh there (that run's files are first moved into "
+        "log/earlier_<date-time>/)")
+    second = run_script("cnn_run.py", *nan, "--fresh=True", cwd=tmp_path)
     assert second.returncode != 0
     assert _last_line(second) == (
         "error: the training loss became NaN or infinite in epoch 1 (--learning_rate=1e+30 may be too high); the run "
-        "stopped and reports nothing: log/model.keras is an earlier run's, not this one's; history.csv shows the epochs")
+        "stopped and reports nothing: no model of this run was saved; history.csv shows the epochs")
     assert "saved log/model.keras" not in second.stdout and "test accuracy" not in second.stdout.lower()
-    assert (tmp_path / "log" / "model.keras").read_bytes() == model
+    assert not (tmp_path / "log" / "model.keras").exists() and not (tmp_path / "log" / "metrics.json").exists()
+    [earlier] = (tmp_path / "log").glob("earlier_*")
+    assert (earlier / "model.keras").read_bytes() == model
+    assert json.loads((earlier / "metrics.json").read_text()) == metrics
 
 
 def test_odd_inputs_are_said_once_and_a_missing_source_is_named(tmp_path, external_faces, demo_dir):

@@ -11,6 +11,7 @@ import keras
 import cnn_callbacks
 import cnn_history
 import cnn_model
+import cnn_storage
 import cnn_params
 
 
@@ -125,7 +126,7 @@ def test_presets_use_the_fused_batch_norm_unless_told_otherwise():
 def test_save_and_load_keep_classes_params_and_predictions(tmp_path):
     model = cnn_model.build_model(cnn_params.PRESETS["conv3"], (48, 48, 1), 3)
     path = str(tmp_path / "model.keras")
-    cnn_model.save_model(model, path, ["happy", "sad", "angry"], {"img_height": 48, "img_width": 48})
+    cnn_storage.save_model(model, path, ["happy", "sad", "angry"], {"img_height": 48, "img_width": 48})
     assert os.listdir(tmp_path) == ["model.keras"]          # no temporary file left behind
     loaded, classes, params = cnn_model.load_model(path)
     x = np.random.default_rng(0).uniform(0, 255, (4, 48, 48, 1)).astype(np.float32)
@@ -137,7 +138,7 @@ def test_bad_model_files_get_a_clear_error(tmp_path):
     text = tmp_path / "notes.keras"
     text.write_text("not a model")
     good = tmp_path / "good.keras"
-    cnn_model.save_model(cnn_model.build_model(cnn_params.PRESETS["dense"], (48, 48, 1), 2), str(good), ["a", "b"], {})
+    cnn_storage.save_model(cnn_model.build_model(cnn_params.PRESETS["dense"], (48, 48, 1), 2), str(good), ["a", "b"], {})
     truncated = tmp_path / "truncated.keras"
     truncated.write_bytes(good.read_bytes()[:2000])
     for path, words in ((tmp_path / "missing.keras", "no such model file"),
@@ -168,7 +169,7 @@ def test_predict_one_matches_predict():
 
 def test_a_model_whose_classes_do_not_match_its_outputs_is_reported(tmp_path):
     path = str(tmp_path / "odd.keras")
-    cnn_model.save_model(cnn_model.build_model(cnn_params.PRESETS["dense"], (48, 48, 1), 7), path, ["a", "b", "c"], {})
+    cnn_storage.save_model(cnn_model.build_model(cnn_params.PRESETS["dense"], (48, 48, 1), 7), path, ["a", "b", "c"], {})
     with pytest.raises(cnn_model.ModelError, match="has 7 outputs but 3 class names"):
         cnn_model.load_model(path)
 
@@ -278,7 +279,7 @@ def test_ctrl_c_swallowed_inside_a_save_still_stops_training(tmp_path, monkeypat
     x, y = random_faces(32, 8, 2)
     ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(8)
     model = cnn_model.compile_model(cnn_model.build_model(cnn_params.PRESETS["dense"], (8, 8, 1), 2), p)
-    real_save = cnn_model.save_model
+    real_save = cnn_storage.save_model
 
     def save_that_swallows_ctrl_c(*args):
         try:

@@ -9,6 +9,7 @@ import pytest
 import cnn_data
 import cnn_metrics
 import cnn_model
+import cnn_storage
 import cnn_params
 import cnn_teacher
 from conftest import REPO, run_script
@@ -39,14 +40,22 @@ def test_shipped_model_scores_the_8_real_photos(external_faces, tmp_path):
 
 
 def test_shipped_model_on_a_publictest_sample(fer2013_dir):
-    """Every 5th PublicTest image (718 faces): the shipped model must stay near its measured 0.688 (the reports' conv3 scores 0.36-0.44)."""
+    """Every 5th PublicTest image (718 faces): the shipped model must stay near its measured 0.688 (the
+    reports' conv3 scores 0.36-0.44), and the fast model, its int8 copy run by LiteRT, with it."""
     files, _ = cnn_data.list_split(os.path.join(fer2013_dir, "test"))
     files = files[::5]
     faces, names, _, _ = cnn_data.load_images(files, 48, 48, split="sample")
     model, classes, _ = cnn_model.load_model(PRETRAINED)
     labels = np.array([classes.index(n) for n in names])
-    accuracy = cnn_metrics.score(cnn_model.predict(model, faces), labels, classes)["accuracy"]
+    shipped = cnn_model.predict(model, faces)
+    accuracy = cnn_metrics.score(shipped, labels, classes)["accuracy"]
     assert len(labels) == 718 and accuracy > 0.675, accuracy   # measured: 0.688
+    fast, fast_classes, _ = cnn_model.load_model(os.path.join(REPO, "pretrained", "fer2013_int8.tflite"))
+    assert fast_classes == classes and fast.input_shape == (None, 48, 48, 1)
+    int8 = cnn_model.predict(fast, faces)
+    assert abs(cnn_metrics.score(int8, labels, classes)["accuracy"] - accuracy) < 0.01
+    assert np.mean(int8.argmax(axis=1) == shipped.argmax(axis=1)) > 0.97     # the same network, int8 weights
+    assert os.path.getsize(os.path.join(REPO, "pretrained", "fer2013_int8.tflite")) < 8 * 2**20
 
 
 def test_the_shipped_model_teaches_a_student(fer_tiny, tmp_path):
@@ -70,19 +79,19 @@ def test_the_shipped_model_teaches_a_student(fer_tiny, tmp_path):
     with pytest.raises(cnn_model.ModelError, match="validation split .*--seed=1337"):
         cnn_teacher.teacher_targets([PRETRAINED], faces, labels, paths, FER_CLASSES, dict(p, seed=7))
     other = tmp_path / "other_split.keras"          # the shipped model, saved as if trained with --seed=7
-    cnn_model.save_model(teacher, str(other), FER_CLASSES, dict(params, seed=7))
+    cnn_storage.save_model(teacher, str(other), FER_CLASSES, dict(params, seed=7))
     with pytest.raises(cnn_model.ModelError, match="other_split.keras: the teacher held out another validation split"):
         cnn_teacher.teacher_targets([PRETRAINED, str(other)], faces, labels, paths, FER_CLASSES, p)  # each one is checked
     # A teacher that held out a larger share with the same seed held out the student's faces too;
     # one that held out less, or split other faces (drop_blank), trained on some of them.
     larger = tmp_path / "larger_split.keras"
-    cnn_model.save_model(teacher, str(larger), FER_CLASSES, dict(params, validation_split=0.3))
+    cnn_storage.save_model(teacher, str(larger), FER_CLASSES, dict(params, validation_split=0.3))
     assert np.allclose(cnn_teacher.teacher_targets([str(larger)], faces, labels, paths, FER_CLASSES, p)[0], targets, atol=1e-5)
     with pytest.raises(cnn_model.ModelError, match=r"larger_split.keras: the teacher held out another validation split "
                                                    r"\(seed 1337, validation_split 0.3\); train with --seed=1337 --validation_split=0.3 or less$"):
         cnn_teacher.teacher_targets([str(larger)], faces, labels, paths, FER_CLASSES, dict(p, validation_split=0.4))
     blank = tmp_path / "no_blank.keras"
-    cnn_model.save_model(teacher, str(blank), FER_CLASSES, dict(params, drop_blank=True))
+    cnn_storage.save_model(teacher, str(blank), FER_CLASSES, dict(params, drop_blank=True))
     with pytest.raises(cnn_model.ModelError, match=r"no_blank.keras: .*drop_blank True\); train with .* --drop_blank=True"):
         cnn_teacher.teacher_targets([str(blank)], faces, labels, paths, FER_CLASSES, p)
     # The model in the box stores no split_order (it came first) and split shuffled: a student split by
@@ -145,7 +154,7 @@ def test_compare_scores_models_their_average_and_pairs(fer_tiny, tmp_path):
     dense.set_weights([kernel, bias + 3.0 * (np.arange(7) == FER_CLASSES.index("happy"))])   # leans towards happy
     os.makedirs(tmp_path / "leaning")
     leaning = str(tmp_path / "leaning" / "fer2013.keras")
-    cnn_model.save_model(model, leaning, classes, params)
+    cnn_storage.save_model(model, leaning, classes, params)
     result = run_script(os.path.join(REPO, "bench", "compare.py"), f"--data_dir={fer_tiny}", PRETRAINED, leaning,
                         cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
@@ -186,7 +195,7 @@ def compare_with_a_copy(fer_tiny, tmp_path, name, **stored):
     otherwise (`stored`): the same weights, so any difference in the printout is the split."""
     model, classes, params = cnn_model.load_model(PRETRAINED)
     copy = str(tmp_path / name)
-    cnn_model.save_model(model, copy, classes, dict(params, **stored))
+    cnn_storage.save_model(model, copy, classes, dict(params, **stored))
     result = run_script(os.path.join(REPO, "bench", "compare.py"), f"--data_dir={fer_tiny}", PRETRAINED, copy,
                         cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]

@@ -15,6 +15,7 @@ from PIL import Image
 
 import cnn_callbacks
 import cnn_model
+import cnn_storage
 import cnn_run
 from conftest import REPO, run_script, signal_after_epochs
 
@@ -121,7 +122,7 @@ def test_a_full_disk_while_saving_keeps_the_last_epochs_files_and_stops_in_one_l
     try:
         cnn_run.main([*args, "--epochs=1"])                              # a finished run: its files
         before = {name: (out / name).read_bytes() for name in ("model.keras", "metrics.json")}
-        save, saved = cnn_model.save_model, []
+        save, saved = cnn_storage.save_model, []
 
         def full_after_one(*a, **k):                                     # the disk fills after one more epoch's save
             if saved:
@@ -129,14 +130,16 @@ def test_a_full_disk_while_saving_keeps_the_last_epochs_files_and_stops_in_one_l
             saved.append(save(*a, **k))
         monkeypatch.setattr(cnn_model, "save_model", full_after_one)
         monkeypatch.setattr(cnn_callbacks.SaveBest, "on_epoch_end",     # every epoch "improves": each one saves
-                            lambda self, epoch, logs=None: cnn_model.save_model(self.model, self.path, self.classes, {}))
+                            lambda self, epoch, logs=None: cnn_storage.save_model(self.model, self.path, self.classes, {}))
         with pytest.raises(SystemExit) as stop:
-            cnn_run.main([*args, "--epochs=3", f"--out_dir={out}"])
+            cnn_run.main([*args, "--epochs=3", f"--out_dir={out}", "--fresh=True"])   # the finished run moves aside
     finally:
         keras.mixed_precision.set_global_policy("float32")
     assert str(stop.value).strip() == (f"error: no space left on the disk of {out}; its last finished epoch's files "
                                        "are kept as they were: free some space and run the same command again to resume")
-    assert (out / "metrics.json").read_bytes() == before["metrics.json"]      # the finished run's, untouched
+    [earlier] = out.glob("earlier_*")
+    assert (earlier / "metrics.json").read_bytes() == before["metrics.json"]  # the finished run's, untouched
+    assert (earlier / "model.keras").read_bytes() == before["model.keras"]
     model, classes, _ = cnn_model.load_model(str(out / "model.keras"))     # epoch 1 of the new run: readable
     assert classes == ["bright", "dark"]
     assert cnn_model.finished_epochs(str(out)) == 1                         # the backup of that epoch

@@ -71,7 +71,9 @@ def test_a_video_scored_into_a_new_folder_writes_everything_there(external_faces
     assert result.returncode == 0, result.stderr[-2000:]
     assert sorted(os.listdir(tmp_path / "new" / "deeper")) == ["annotated", "eval.json", "eval.jsonl",
                                                                 "eval_clip_frames.jsonl", "timeline.png"]
-    (entry,) = json.loads((tmp_path / "new" / "deeper" / "eval.json").read_text())["predictions"]
+    report = json.loads((tmp_path / "new" / "deeper" / "eval.json").read_text())
+    assert report["model"].endswith("fer2013_int8.tflite") and "scoring with the fast model" in result.stdout
+    (entry,) = report["predictions"]
     assert [f["time_s"] for f in entry["frames"]] == [0.0, 0.5, 1.0, 1.5]
     folder = run_script("cnn_eval.py", "clip.mp4", "--out=new", cwd=tmp_path)
     assert folder.returncode != 0 and folder.stderr.strip().splitlines()[-1] == \
@@ -102,6 +104,7 @@ def test_a_killed_scoring_run_keeps_what_it_scored_and_the_same_command_carries_
         [os.path.join("photos", f) for f in sorted(os.listdir(photos))]
     assert report["predictions"][:len(kept)] == kept                  # the kept entries, not scored again
     fresh = run_script("cnn_eval.py", *args, "--out=fresh.json", cwd=tmp_path)
+    assert fresh.returncode == 0, fresh.stderr[-2000:]
     assert json.loads((tmp_path / "fresh.json").read_text())["predictions"] == report["predictions"]
     # A finished run is not carried on: the same command scores afresh.
     third = run_script("cnn_eval.py", *args, cwd=tmp_path)
