@@ -290,7 +290,7 @@ def test_ctrl_c_swallowed_inside_a_save_still_stops_training(tmp_path, monkeypat
             pass                                    # ... and library code swallows it
         real_save(*args)
 
-    monkeypatch.setattr(cnn_model, "save_model", save_that_swallows_ctrl_c)
+    monkeypatch.setattr(cnn_storage, "save_model", save_that_swallows_ctrl_c)
     handler_before = signal.getsignal(signal.SIGINT)
     with pytest.raises(KeyboardInterrupt):
         cnn_model.train(model, ds, ds, p, ["a", "b"])

@@ -128,7 +128,7 @@ def test_a_full_disk_while_saving_keeps_the_last_epochs_files_and_stops_in_one_l
             if saved:
                 raise OSError(errno.ENOSPC, "No space left on device")
             saved.append(save(*a, **k))
-        monkeypatch.setattr(cnn_model, "save_model", full_after_one)
+        monkeypatch.setattr(cnn_storage, "save_model", full_after_one)
         monkeypatch.setattr(cnn_callbacks.SaveBest, "on_epoch_end",     # every epoch "improves": each one saves
                             lambda self, epoch, logs=None: cnn_storage.save_model(self.model, self.path, self.classes, {}))
         with pytest.raises(SystemExit) as stop:
