@@ -727,10 +727,9 @@ def array_batches(images, labels, n_classes, batch_size, training=False, augment
                 x, y = mix_faces(x, y, np.random.default_rng((seed, step)).beta(mixup, mixup, len(index)).astype(np.float32))
             if processes == 1:
                 return x, y
-            if class_weight:                                 # as Keras weighs a class: by the label's largest share
-                weight = weight * np.array([class_weight[c] for c in np.argmax(labels[index] if labels.ndim == 2 else
-                                                                                np.eye(n_classes)[labels[index]], axis=1)],
-                                           np.float32)
+            if class_weight:                                 # each face's class: its label's largest share (before mixup)
+                faces_classes = np.argmax(labels[index], axis=1) if labels.ndim == 2 else labels[index]
+                weight = weight * np.array([class_weight[c] for c in faces_classes], np.float32)
             return x, y, weight
 
     return ArrayBatches()

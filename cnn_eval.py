@@ -107,7 +107,7 @@ def choose_model(options, images_named, video_only=False):
     training run, else the fast model for videos and the camera, the shipped model for anything
     else. A model trained on the cartoon demo set, used on anything but test_images/, is said to be one."""
     if options["model"]:
-        paths = [cnn_faces.MODELS.get(name, name) for name in options["model"].split(",")]
+        paths = cnn_faces.model_paths(options["model"])
         if not all(paths):
             sys.exit(f"error: --model={options['model']}: an empty name in the list; expected PATH or PATH,PATH,... "
                      f"or one of {', '.join(cnn_faces.MODELS)}")

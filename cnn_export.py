@@ -114,9 +114,7 @@ def int8_weights_tflite(model, out):
         converter = tf.lite.TFLiteConverter.from_saved_model(folder)
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         content = converter.convert()
-    with open(out + ".tmp", "wb") as f:       # whole or not at all
-        f.write(content)
-    os.replace(out + ".tmp", out)
+    cnn_storage.write_bytes(out, content)
 
 
 USAGE = ("usage: python cnn_export.py --model=log/model.keras --format=tflite|tflite_int8|saved_model|onnx|keras|keras_f16 "

@@ -207,17 +207,18 @@ def _resized(img, width, height):
 _LOADED_MODELS = {}
 
 
-def model_names(model):
-    """The model files, or names of MODELS, that `model` gives: None (the shipped model), a path or
-    name, or several (a list, or one string with commas)."""
-    return [os.fspath(m) for m in model] if isinstance(model, (list, tuple)) else os.fspath(model or SHIPPED).split(",")
+def model_paths(model):
+    """The model files that `model` names: None (the shipped model), a path or a name of MODELS,
+    or several (a list, or one string with commas)."""
+    names = [os.fspath(m) for m in model] if isinstance(model, (list, tuple)) else os.fspath(model or SHIPPED).split(",")
+    return [MODELS.get(name, name) for name in names]
 
 
 def load_scorer(model=None):
     """The model(s) to score with, loaded once and kept: (models, class names). model: None (the
     shipped model), "fast", "shipped", a .keras or .tflite path, or several (a list, or one string
     with commas), whose probabilities are averaged. Raises FaceError naming a file that cannot be used."""
-    paths = [MODELS.get(path, path) for path in model_names(model)]
+    paths = model_paths(model)
     key = tuple(os.path.abspath(p) for p in paths)
     if key not in _LOADED_MODELS:
         try:

@@ -248,15 +248,21 @@ def check_resume(p):
     done = cnn_model.finished_epochs(p["out_dir"])
     if not done:
         return
-    stored = (cnn_storage.stored_meta(os.path.join(p["out_dir"], "model.keras")) or {}).get("params", {})
-    differ = [f"{name} {stored[name]!r} there, {p[name]!r} here" for name in sorted(p)
-              if name in stored and name not in RESUME_MAY_CHANGE and p[name] != "auto" and stored[name] != p[name]]
+    _, differ = settings_differ(p, RESUME_MAY_CHANGE)
     if differ:
         sys.exit(f"error: {p['out_dir']} holds an unfinished run ({done} epochs done) of other settings: "
                  f"{'; '.join(differ)}. Run its own command to resume it, or give another --out_dir")
     if done > p["epochs"]:
         sys.exit(f"error: {p['out_dir']} holds an unfinished run that has done {done} epochs, more than "
                  f"--epochs={p['epochs']}; give --epochs={done} or more to resume it, or another --out_dir")
+
+
+def settings_differ(p, may_change):
+    """The parameters stored with out_dir's model.keras, and each of them that differs from this
+    command's, in words ("name X there, Y here"), leaving out may_change and "auto" values."""
+    stored = (cnn_storage.stored_meta(os.path.join(p["out_dir"], "model.keras")) or {}).get("params", {})
+    return stored, [f"{name} {stored[name]!r} there, {p[name]!r} here" for name in sorted(p)
+                    if name in stored and name not in may_change and p[name] != "auto" and stored[name] != p[name]]
 
 
 def finished_run(out_dir):
@@ -279,9 +285,7 @@ FINISHED_MAY_CHANGE = ("out_dir", "demo_dir", "qider_dir", "fresh")
 def same_finished_run(p, metrics):
     """A finished run is never trained over silently: the same command gets its metrics back (there is
     nothing to train), another command stops in one line naming what differs and the two ways on."""
-    stored = (cnn_storage.stored_meta(os.path.join(p["out_dir"], "model.keras")) or {}).get("params", {})
-    differ = [f"{name} {stored[name]!r} there, {p[name]!r} here" for name in sorted(p)
-              if name in stored and name not in FINISHED_MAY_CHANGE and p[name] != "auto" and stored[name] != p[name]]
+    stored, differ = settings_differ(p, FINISHED_MAY_CHANGE)
     if not stored or not metrics:
         differ = [f"{p['out_dir']}'s model.keras or metrics.json does not say which settings made it"]
     if not differ:

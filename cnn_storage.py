@@ -30,17 +30,22 @@ def save_model(model, path, classes, params):
             os.remove(tmp)
 
 
-def write_json(path, obj):
-    """Write a JSON file atomically (temporary file, then rename)."""
+def write_bytes(path, data):
+    """Write a file atomically (temporary file beside it, then rename): whole or not at all."""
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     tmp = f"{path}.tmp"
     try:
-        with open(tmp, "w") as f:
-            json.dump(obj, f, indent=1)
+        with open(tmp, "wb") as f:
+            f.write(data)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):          # a failed write (a full disk) leaves no half file behind
             os.remove(tmp)
+
+
+def write_json(path, obj):
+    """Write a JSON file atomically."""
+    write_bytes(path, json.dumps(obj, indent=1).encode())
 
 
 def stored_meta(path):

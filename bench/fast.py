@@ -30,6 +30,7 @@ sys.path.insert(0, HERE)
 import numpy as np
 
 import cnn_data
+import cnn_lite
 import cnn_model
 import cnn_params
 
@@ -59,17 +60,13 @@ def faces_of(folder, split, classes, limit=None):
 
 
 def litert(model_bytes, threads):
-    """A LiteRT interpreter of one face at a time: returns probabilities of a (1, h, w, 1) array."""
-    from ai_edge_litert.interpreter import Interpreter
-    interpreter = Interpreter(model_content=model_bytes, num_threads=threads)
-    interpreter.allocate_tensors()
-    given, answer = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
-
-    def run(face):
-        interpreter.set_tensor(given["index"], face.astype(np.float32))
-        interpreter.invoke()
-        return interpreter.get_tensor(answer["index"])[0]
-    return run
+    """One face at a time through LiteRT, as the toolkit runs a .tflite file (cnn_lite.LiteModel):
+    returns the probabilities of a (1, h, w, 1) array."""
+    path = os.path.join(tempfile.mkdtemp(prefix="fast_bench_"), "model.tflite")
+    with open(path, "wb") as f:
+        f.write(model_bytes)
+    model = cnn_lite.LiteModel(path, threads)
+    return lambda face: model.predict_on_batch(face)[0]
 
 
 def tflite_versions(model, calibration):

@@ -50,16 +50,10 @@ def _jax_env(**env):
     return dict(os.environ, KERAS_BACKEND="jax", TF_CPP_MIN_LOG_LEVEL="3", PYTHONUNBUFFERED="1", **env)
 
 
-def test_two_processes_train_one_run_with_keras_distribution_on_jax(demo_dir, tmp_path):
-    """--strategy=multi_worker: two cnn_run.py processes on 127.0.0.1 (Keras on JAX, gloo between
-    the CPUs) train one network, each feeding half of every global batch; only the chief writes."""
-    require("jax")
-    out = tmp_path / "run"
-    args = [sys.executable, os.path.join(REPO, "cnn_run.py"), f"--data_dir={demo_dir}", f"--out_dir={out}",
-            "--strategy=multi_worker", "--epochs=2", "--batch_size=16", "--augment_dataset=False",
-            "--live_augment=False"]
+def _two_processes(args, cwd):
+    """`args` run as processes 0 and 1 of one job on 127.0.0.1: the finished processes and what each said."""
     port = _free_port()
-    runs = [subprocess.Popen(args, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    runs = [subprocess.Popen(args, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                              env=_jax_env(KERAS_DISTRIBUTION_JOB_ADDRESSES=f"127.0.0.1:{port}",
                                           KERAS_DISTRIBUTION_NUM_PROCESSES="2", KERAS_DISTRIBUTION_PROCESS_ID=str(i)))
             for i in (0, 1)]
@@ -69,6 +63,18 @@ def test_two_processes_train_one_run_with_keras_distribution_on_jax(demo_dir, tm
         for run in runs:                     # a hung pair is killed, never left behind
             if run.poll() is None:
                 run.kill()
+    return runs, said
+
+
+def test_two_processes_train_one_run_with_keras_distribution_on_jax(demo_dir, tmp_path):
+    """--strategy=multi_worker: two cnn_run.py processes on 127.0.0.1 (Keras on JAX, gloo between
+    the CPUs) train one network, each feeding half of every global batch; only the chief writes."""
+    require("jax")
+    out = tmp_path / "run"
+    args = [sys.executable, os.path.join(REPO, "cnn_run.py"), f"--data_dir={demo_dir}", f"--out_dir={out}",
+            "--strategy=multi_worker", "--epochs=2", "--batch_size=16", "--augment_dataset=False",
+            "--live_augment=False"]
+    runs, said = _two_processes(args, tmp_path)
     assert [run.returncode for run in runs] == [0, 0], said[0][-3000:] + said[1][-3000:]
     for i, text in enumerate(said):
         assert (f"training on 2 devices of 2 processes (keras.distribution.DataParallel), global batch 32 = "
@@ -103,17 +109,7 @@ def test_two_processes_train_and_validate_every_face_of_a_small_set(fer2013_dir,
     out = tmp_path / "run"
     args = [sys.executable, os.path.join(REPO, "cnn_run.py"), f"--data_dir={data}", f"--out_dir={out}",
             "--strategy=multi_worker", "--epochs=2", "--batch_size=16", "--augment_dataset=False", "--live_augment=False"]
-    port = _free_port()
-    runs = [subprocess.Popen(args, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                             env=_jax_env(KERAS_DISTRIBUTION_JOB_ADDRESSES=f"127.0.0.1:{port}",
-                                          KERAS_DISTRIBUTION_NUM_PROCESSES="2", KERAS_DISTRIBUTION_PROCESS_ID=str(i)))
-            for i in (0, 1)]
-    try:
-        said = [run.communicate(timeout=420)[0] for run in runs]
-    finally:
-        for run in runs:
-            if run.poll() is None:
-                run.kill()
+    runs, said = _two_processes(args, tmp_path)
     assert [run.returncode for run in runs] == [0, 0], said[0][-3000:] + said[1][-3000:]
     assert not any("ran out of data" in text or "Traceback" in text for text in said)
     metrics = json.loads((out / "metrics.json").read_text())
