@@ -6,19 +6,23 @@
 
 The story: list the files of each split, decode every file once to a grayscale
 uint8 array of img_height x img_width (the in-memory cache: FER-2013 is 74 MB
-decoded), hold out a stratified validation split, balance the training classes
+decoded), hold out the validation split (its rules: cnn_split.py), balance the training classes
 with augment_dataset, weigh them with class_weights, and wrap the arrays in a
 tf.data pipeline that shuffles, augments on the fly, batches and prefetches
 (or, on Keras's other backends, a keras.utils.PyDataset that does the same), every
 random draw a function of (seed, epoch, batch), so that a resumed run is the run
 that would have been.
-A file that cannot be used is reported by path and reason, and skipped.
+A file that cannot be used is reported by path and reason, and skipped. One story from
+files to batches, so one file; the split's rules, which models of other runs are checked
+against, live in cnn_split.py.
 """
 import os
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 from PIL import Image, ImageFile, ImageOps
+
+import cnn_split
 
 BLANK_STD = 1.0   # a decoded image whose pixel std is below this is "blank" (FER-2013 has 13)
 
@@ -275,66 +279,6 @@ def load_images(files, height, width, drop_blank=False, split="train"):
     return images, names, paths, skipped
 
 
-# ------------------------------------------------------------------ splits
-
-def stratified_split(labels, fraction, seed):
-    """Indices (train, val): the same fraction of each class goes to val, chosen by the seed."""
-    rng = np.random.default_rng(seed)
-    return _first_of_each_class(labels, rng.permutation, lambda n: int(round(n * fraction)))    # val may be empty
-
-
-def name_order_split(labels, fraction):
-    """Indices (train, val) as Keras's ImageDataGenerator(validation_split) draws them: the
-    first int(n * fraction) faces of each class, in the order they were listed (by file
-    name, or CSV row), go to val. No seed: the same faces whatever the run."""
-    return _first_of_each_class(labels, lambda members: members, lambda n: int(n * fraction))
-
-
-def _first_of_each_class(labels, order, n_val):
-    """Indices (train, val), each sorted: each class's members put in order, its first n_val(count) to val."""
-    train, val = [], []
-    for c in np.unique(labels):
-        members = order(np.flatnonzero(labels == c))
-        count = n_val(len(members))
-        val += list(members[:count])
-        train += list(members[count:])
-    return np.sort(np.array(train, dtype=np.int64)), np.sort(np.array(val, dtype=np.int64))
-
-
-# What decides which training faces a split draws from, besides its size: the seed, the
-# order it takes them in, and the faces that drop_blank and balance_count leave out first.
-SPLIT_SOURCE = ("seed", "split_order", "drop_blank", "balance_count")
-# What a run written before a setting of SPLIT_SOURCE existed did, when it does not store it.
-SPLIT_BEFORE = {"split_order": "shuffled"}
-
-
-def split_settings(params):
-    """A model's or teacher file's stored parameters, with SPLIT_BEFORE where it stores none."""
-    return {**SPLIT_BEFORE, **params}
-
-
-def holds_out(params, p):
-    """Whether a run with parameters `params` held out every validation face of a run with
-    parameters p, and so never trained on them: the same faces and seed to draw from, and
-    a validation_split as large or larger. A split takes each class's first faces of one
-    seeded shuffle, so a smaller one lies inside a larger one. What `params` does not
-    store is not held against it (a teacher file keeps its seed and split, and the list
-    of its faces tells the rest), but for a setting that came later (SPLIT_BEFORE). The
-    seed draws nothing in name order, where the first faces of a class are always the same."""
-    its = split_settings(params)
-    stored = {k: its.get(k, p[k]) for k in SPLIT_SOURCE}
-    by_name = stored["split_order"] == p["split_order"] == "name"
-    same_source = all(stored[k] == p[k] for k in SPLIT_SOURCE if not (by_name and k == "seed"))
-    return same_source and (params.get("validation_split") or 0.0) >= p["validation_split"]
-
-
-def draws_validation(p):
-    """Whether a run holds out validation faces of train/ (a validation_split and no val/
-    folder of its own): only then do a teacher's or a base model's stored seed and split
-    (holds_out) tell whether it trained on them."""
-    return p["validation_split"] > 0 and not os.path.isdir(os.path.join(p["data_dir"], "val"))
-
-
 def load_dataset(p):
     """Read data_dir (a folder, or the original fer2013.csv) as parameters p say.
 
@@ -367,9 +311,9 @@ def load_dataset(p):
     else:
         images, labels, paths = train
         if p["split_order"] == "name":
-            fit, held_out = name_order_split(labels, p["validation_split"])
+            fit, held_out = cnn_split.name_order_split(labels, p["validation_split"])
         else:
-            fit, held_out = stratified_split(labels, p["validation_split"], p["seed"])
+            fit, held_out = cnn_split.stratified_split(labels, p["validation_split"], p["seed"])
         data["train"] = (images[fit], labels[fit], [paths[i] for i in fit])
         data["val"] = (images[held_out], labels[held_out], [paths[i] for i in held_out])
     data.update(splits)

@@ -138,7 +138,7 @@ def compute_policy(precision):
     "auto" picks what is fast where the run computes: mixed_bfloat16 on a CPU
     with bfloat16 instructions (AMX or AVX512-BF16: 1.4-1.9x float32's speed)
     and on a GPU that has bfloat16 (compute capability 8.0 on, as the H100
-    of our GPU runs, docs/gpu.md), mixed_float16 on an older GPU or one that does
+    of our GPU runs, docs/lab/gpu.md), mixed_float16 on an older GPU or one that does
     not report its capability, and float32 on any other CPU. Without those
     instructions a CPU emulates bfloat16: fer_sota trained at 9 images/s under
     mixed_bfloat16 against 94 in float32 on a 2-core AVX2 machine

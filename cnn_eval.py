@@ -12,6 +12,8 @@
     python cnn_eval.py --hide_faces=True group.jpg      # those copies with each face pixelated, to share them
     python cnn_eval.py --fps=5 clip.mp4                 # frames scored per second of video (default 2)
     python cnn_eval.py --camera=0                       # a webcam, live, until Ctrl-C
+    python cnn_eval.py --search_every=0 --fps=30 clip.mp4   # MTCNN searches every frame (default: every
+                                                        # 0.5 s, following the faces it found in between)
     python cnn_eval.py --model=a.keras,b.keras          # an ensemble: the models' probabilities averaged
     python cnn_eval.py --model=fast photo.jpg           # the shipped network in int8 (the default for videos)
     python cnn_eval.py --max_image_pixels=200000000 big.png   # allow a larger image (default 89,478,485 pixels)
@@ -45,29 +47,23 @@ import cnn_faces
 import cnn_metrics
 import cnn_storage
 import cnn_params
+import cnn_plots
 import cnn_photos
 
 SHIPPED = cnn_faces.SHIPPED
 OPTIONS = {"model": "", "images": "test_images", "out": "", "tta": "none", "detect_faces": "auto",
            "detector": cnn_faces.DEFAULT_DETECTOR, "annotate": "", "hide_faces": "False", "fps": "2", "camera": "",
+           "search_every": str(cnn_faces.SEARCH_EVERY),
            "max_image_pixels": str(cnn_data.MAX_PIXELS)}
 SHEET_MAX = 64    # faces drawn on eval.png
 
 
 def parse_args(argv):
     """The --options above, plus image and video files named on their own."""
-    options, files = dict(OPTIONS), []
     if "--help" in argv or "-h" in argv:
         print(__doc__)
         sys.exit(0)
-    for arg in argv:
-        if arg.startswith("--"):
-            name, _, value = arg[2:].partition("=")
-            if name not in OPTIONS or not value:
-                sys.exit(f"error: {arg}: expected one of {', '.join(f'--{k}=...' for k in OPTIONS)}")
-            options[name] = value
-        else:
-            files.append(arg)
+    options, files = cnn_params.read_options(argv, OPTIONS, files=True)
     if options["tta"] not in cnn_params.CHOICES["tta"]:
         sys.exit(f"error: --tta={options['tta']}: expected one of: {', '.join(cnn_params.CHOICES['tta'])}")
     if options["detect_faces"] not in ("auto", "True", "False"):
@@ -79,10 +75,18 @@ def parse_args(argv):
         sys.exit(f"error: --hide_faces={options['hide_faces']}: expected True or False")
     options["hide_faces"] = options["hide_faces"] == "True"
     try:
-        options["fps"] = float(options["fps"])
+        given = options["fps"]
+        options["fps"] = float(given)
         assert options["fps"] > 0
     except (ValueError, AssertionError):
-        sys.exit(f"error: --fps={options['fps']}: expected frames per second, a number above 0, like --fps=2")
+        sys.exit(f"error: --fps={given}: expected frames per second, a number above 0, like --fps=2")
+    try:
+        given = options["search_every"]
+        options["search_every"] = float(given)
+        assert options["search_every"] >= 0
+    except (ValueError, AssertionError):
+        sys.exit(f"error: --search_every={given}: expected seconds, a number from 0 up, "
+                 f"like --search_every={cnn_faces.SEARCH_EVERY} (0: search every frame for faces)")
     if not options["max_image_pixels"].isdigit() or int(options["max_image_pixels"]) < 1:
         sys.exit(f"error: --max_image_pixels={options['max_image_pixels']}: expected a whole number of pixels, "
                  f"like --max_image_pixels={cnn_data.MAX_PIXELS}")
@@ -196,7 +200,7 @@ def main(argv):
     #    face is found), scored, printed and drawn. Its entry goes to eval.jsonl at once, so a run
     #    that is killed keeps what it scored, and the same command carries on after it.
     settings = {"model": ",".join(paths), "detector": options["detector"], "tta": options["tta"],
-                "detect_faces": options["detect_faces"], "fps": options["fps"]}
+                "detect_faces": options["detect_faces"], "fps": options["fps"], "search_every": options["search_every"]}
     log_path = os.path.splitext(out)[0] + ".jsonl"
     kept = carried_on(log_path, settings)
     log = open(log_path, "a" if kept else "w")
@@ -242,7 +246,7 @@ def main(argv):
     if sheet_faces:
         # A sheet of thousands of faces would take minutes and gigabytes to draw; the
         # first SHEET_MAX show what the network saw, eval.json holds every prediction.
-        contact_sheet(sheet_faces, classes, sheet)
+        cnn_plots.contact_sheet(sheet_faces, classes, sheet)
     n_photos = sum(1 for e in predictions if "frames_file" not in e)
     shown = "" if n_photos <= SHEET_MAX else f" (the sheet shows the first {SHEET_MAX})"
     print(f"\nwrote {out}" + (f" and {sheet}{shown}" if sheet_faces else "") +
@@ -372,9 +376,9 @@ def score_video(path, options, scorer, out, annotate, several):
     times, largest = [], []
     with open(entry["frames_file"], "w") as frames_log:
         try:
-            for time_s, rgb in frames:
+            for time_s, rgb, boxes in cnn_faces.followed_faces(frames, options["detector"], options["search_every"]):
                 colour = Image.fromarray(rgb)
-                faces = cnn_faces.score_picture(colour, scorer, options["detector"], True, options["tta"])
+                faces = cnn_faces.score_picture(colour, scorer, options["detector"], True, options["tta"], boxes)
                 frame = {"time_s": time_s, "faces": [face_entry(f["box"], f["emotions"]) for f in faces]}
                 print(json.dumps(frame), file=frames_log, flush=True)
                 entry["n_frames"] += 1
@@ -403,38 +407,8 @@ def score_video(path, options, scorer, out, annotate, several):
     mean = np.mean(largest, axis=0) if largest else np.zeros(len(classes))
     entry.update(predicted=classes[int(np.argmax(mean))],
                  probabilities={c: round(float(q), 5) for c, q in zip(classes, mean)})
-    cnn_photos.plot_timeline(times, largest, classes, entry["timeline"], f"{path}: each class over time")
+    cnn_plots.plot_timeline(times, largest, classes, entry["timeline"], f"{path}: each class over time")
     return entry
-
-
-def contact_sheet(sheet_faces, classes, path, columns=8):
-    """Each photo's largest face as fed to the network, its true and predicted class, and top-3 bars.
-    sheet_faces: (pixels, path, true class or None, probabilities) per photo."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    cols = min(len(sheet_faces), columns)
-    rows = -(-len(sheet_faces) // cols)
-    fig = plt.figure(figsize=(1.9 * cols, 3.1 * rows))
-    grid = fig.add_gridspec(2 * rows, cols, height_ratios=[3, 1.2] * rows, hspace=0.45)
-    for i, (face, path_i, true, probs) in enumerate(sheet_faces):
-        r, c = divmod(i, cols)
-        probs = np.asarray(probs)
-        predicted = classes[int(probs.argmax())]
-        colour = "black" if true is None else ("green" if true == predicted else "red")
-        ax = fig.add_subplot(grid[2 * r, c])
-        ax.imshow(face, cmap="gray", vmin=0, vmax=255)
-        ax.set_title(f"{os.path.basename(path_i)[:16]}\ntrue: {true or '?'}\npredicted: {predicted}",
-                     fontsize=7, color=colour)
-        ax.axis("off")
-        top3 = np.argsort(probs)[::-1][:3]
-        bars = fig.add_subplot(grid[2 * r + 1, c])
-        bars.barh(range(3), probs[top3][::-1], color="tab:blue")
-        bars.set_yticks(range(3), [classes[k] for k in top3[::-1]], fontsize=6)
-        bars.set_xlim(0, 1)
-        bars.tick_params(axis="x", labelsize=5)
-    fig.savefig(path, dpi=100, bbox_inches="tight")
-    plt.close(fig)
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ the same, its weights stored as float16).
 The exported model takes 0..255 grey pixels and computes in float32, whatever
 precision trained it; labels.txt beside it lists the classes in output order.
 """
+import io
 import os
 import sys
 import tempfile
@@ -16,6 +17,7 @@ import numpy as np
 import keras
 
 import cnn_model
+import cnn_params
 import cnn_storage
 
 
@@ -62,11 +64,11 @@ def store_weights_as_float16(path):
             source.visititems(copy)
         with open(halved, "rb") as f:
             weights = f.read()
-        rewritten = os.path.join(tmp, "model.keras")
-        with zipfile.ZipFile(rewritten, "w") as archive:
-            for info, data in entries:
-                archive.writestr(info, weights if info.filename == "model.weights.h5" else data)
-        os.replace(rewritten, path)
+    rewritten = io.BytesIO()
+    with zipfile.ZipFile(rewritten, "w") as archive:
+        for info, data in entries:
+            archive.writestr(info, weights if info.filename == "model.weights.h5" else data)
+    cnn_storage.write_bytes(path, rewritten.getvalue())
 
 
 def export(model_path, fmt, out=""):
@@ -126,12 +128,9 @@ def main(argv):
     if "--help" in argv or "-h" in argv:
         print(USAGE)
         sys.exit(0)
-    options = dict(arg[2:].split("=", 1) for arg in argv if arg.startswith("--") and "=" in arg)
-    if len(options) != len(argv) or not set(options) <= {"model", "format", "out"}:
-        sys.exit(USAGE)
+    options = cnn_params.read_options(argv, {"model": "log/model.keras", "format": "tflite", "out": ""})
     try:
-        written, labels = export(options.get("model", "log/model.keras"), options.get("format", "tflite"),
-                                 options.get("out", ""))
+        written, labels = export(options["model"], options["format"], options["out"])
     except cnn_model.ModelError as error:
         sys.exit(f"error: {error}")
     print(f"wrote {written}" + (f" and {labels}" if labels else ""))

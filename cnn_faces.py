@@ -16,7 +16,10 @@ The detectors (DETECTORS; docs/faces.md measures them on composed group photos):
   it misses more (small faces, darker faces, tilted heads).
 A new detector is one function here, named in DETECTORS.
 
-video_emotions(path) gives the same, frame by frame, for a video or a camera.
+video_emotions(path) gives the same, frame by frame, for a video or a camera. In a video, MTCNN
+searches the whole frame every SEARCH_EVERY seconds of it and, in the frames between, follows
+the faces it found (followed_faces): several times faster, and a face that comes into view is
+found at the next search (docs/scoring.md, "Following faces in a video").
 cnn_eval.py scores through score_picture, the same function both use.
 """
 import os
@@ -39,6 +42,9 @@ DEFAULT_DETECTOR = "mtcnn"
 FACE_MARGIN = 0.1       # a found face is cut out with this share of its size on each side, as FER-2013's faces are
 MIN_FACE = 24           # pixels: the smallest face looked for (a 40-pixel face is well above it)
 THUMBNAIL = 96          # pixels: the shorter side of the second look, for faces that fill the picture
+SEARCH_EVERY = 0.5      # seconds of video between MTCNN's searches of a whole frame (followed_faces)
+ONET_THRESHOLD = 0.9    # MTCNN's last stage keeps a face it is this sure of (its own default, 0.8, let
+                        # busy backgrounds through: docs/faces.md)
 
 
 class FaceError(ValueError):
@@ -94,7 +100,10 @@ def find_faces(rgb, detector=None):
     name = check_detector(detector or DEFAULT_DETECTOR)
     if min(rgb.shape[:2]) < MIN_FACE:
         return []
-    boxes = {"mtcnn": _mtcnn_faces, "haar": _haar_faces}[name](rgb)
+    return _largest_first({"mtcnn": _mtcnn_faces, "haar": _haar_faces}[name](rgb))
+
+
+def _largest_first(boxes):
     kept = []
     for box in sorted(boxes, key=lambda b: -b[2] * b[3]):
         # A "face" lying mostly within a larger one is a nose or an eye of it: left out.
@@ -103,10 +112,8 @@ def find_faces(rgb, detector=None):
     return kept
 
 
-def _mtcnn_faces(rgb):
-    """MTCNN (P-, R- and O-Net), its weights inside the mtcnn wheel. Its O-Net threshold is
-    raised from 0.8 to 0.9: busy backgrounds gave false faces at 0.8 (docs/faces.md)."""
-    cv2 = cnn_data.opencv()
+def _mtcnn():
+    """MTCNN (P-, R- and O-Net), its weights inside the mtcnn wheel, loaded on first use."""
     if "mtcnn" not in _LOADED_DETECTORS:
         try:                            # imported on first use: --detector=haar works without it
             from mtcnn import MTCNN
@@ -114,6 +121,13 @@ def _mtcnn_faces(rgb):
             raise ImportError('the mtcnn detector needs its package: pip install "mtcnn>=1.0,<2" '
                               "(or use the haar detector)") from None
         _LOADED_DETECTORS["mtcnn"] = MTCNN()
+    return _LOADED_DETECTORS["mtcnn"]
+
+
+def _mtcnn_faces(rgb):
+    """MTCNN's faces in the whole picture."""
+    cv2 = cnn_data.opencv()
+    detector = _mtcnn()
     # mtcnn 1.0's image pyramid is only right for its smallest face, 12 pixels: asked for larger
     # ones, its last scale can shrink a picture below P-Net's 12 pixels, and P-Net fails (a 640x480
     # frame did). So the picture is shrunk here by 12 / MIN_FACE, and the boxes grown back.
@@ -129,14 +143,68 @@ def _mtcnn_faces(rgb):
         small = cv2.copyMakeBorder(small, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
         if min(small.shape[:2]) < 24:          # no pyramid scale fits: nothing P-Net could see
             continue
-        found = _LOADED_DETECTORS["mtcnn"].detect_faces(np.ascontiguousarray(small), min_face_size=12,
-                                                        threshold_onet=0.9)
+        found = detector.detect_faces(np.ascontiguousarray(small), min_face_size=12,
+                                      threshold_onet=ONET_THRESHOLD)
         for face in found:
             x, y, w, h = face["box"]
             left, top = max((x - pad) / scale, 0), max((y - pad) / scale, 0)
             right, bottom = min((x + w - pad) / scale, width), min((y + h - pad) / scale, height)
             boxes.append((int(round(left)), int(round(top)), int(round(right - left)), int(round(bottom - top))))
     return boxes
+
+
+def followed_faces(frames, detector=None, search_every=SEARCH_EVERY):
+    """The faces of each frame of a stream of (time_s, RGB array): a generator of (time_s, rgb,
+    boxes), boxes as find_faces gives them. MTCNN searches a whole frame every search_every
+    seconds; in the frames between, each face found is followed: MTCNN's last stage (O-Net) looks
+    again at a square about its last box, moves the box onto the face and keeps it while it is
+    sure of a face. A face it loses starts a new search at once; a face that comes into view is
+    found at the next search. search_every=0, or the haar detector, searches every frame."""
+    name = check_detector(detector or DEFAULT_DETECTOR)
+    boxes, searched = [], None
+    for time_s, rgb in frames:
+        if name == "mtcnn" and searched is not None and time_s - searched < search_every:
+            kept = _largest_first(_onet_refined(rgb, boxes))
+            boxes, lost = kept, len(kept) < len(boxes)
+        else:
+            lost = True
+        if lost:
+            boxes, searched = find_faces(rgb, name), time_s
+        yield time_s, rgb, boxes
+
+
+def _onet_refined(rgb, boxes, side=48):
+    """Each box moved onto the face near it by MTCNN's O-Net, dropped where O-Net is not sure of a
+    face: O-Net sees a square about the box (grey beyond the picture) at its 48 pixels, as MTCNN's
+    own last stage does, and gives the face's edges as shares of that square."""
+    if not boxes:
+        return []
+    cv2 = cnn_data.opencv()
+    height, width = rgb.shape[:2]
+    patches, squares = [], []
+    for x, y, w, h in boxes:
+        size = max(w, h)
+        left, top = int(round(x + w / 2 - size / 2)), int(round(y + h / 2 - size / 2))
+        patch = np.full((size, size, 3), 127.5, np.float32)
+        a, b, c, d = max(left, 0), max(top, 0), min(left + size, width), min(top + size, height)
+        if c > a and d > b:
+            patch[b - top:d - top, a - left:c - left] = rgb[b:d, a:c]
+        patches.append(cv2.resize(patch, (side, side), interpolation=cv2.INTER_LINEAR))
+        squares.append((left, top, size))
+    onet = _mtcnn().stages[2].model
+    if "onet" not in _LOADED_DETECTORS:    # compiled once: a plain call costs more than the network
+        import tensorflow as tf
+        _LOADED_DETECTORS["onet"] = tf.function(lambda x: onet(x, training=False), reduce_retracing=True)
+    offsets, _, sure = (np.asarray(t) for t in _LOADED_DETECTORS["onet"]((np.stack(patches) - 127.5) / 128))
+    moved = []
+    for (left, top, size), (dx1, dy1, dx2, dy2), (_, face) in zip(squares, offsets, sure):
+        if face < ONET_THRESHOLD:
+            continue
+        x1, y1 = max(left + dx1 * (size + 1), 0), max(top + dy1 * (size + 1), 0)
+        x2, y2 = min(left + size + dx2 * (size + 1), width), min(top + size + dy2 * (size + 1), height)
+        if x2 - x1 >= MIN_FACE / 2 and y2 - y1 >= MIN_FACE / 2:
+            moved.append((int(round(x1)), int(round(y1)), int(round(x2 - x1)), int(round(y2 - y1))))
+    return moved
 
 
 def _haar_faces(rgb):
@@ -184,17 +252,19 @@ def is_face_crop(size, input_shape):
     return max(size) <= 2 * max(input_shape)
 
 
-def faces_in(colour, input_shape, detect=True, detector=None):
+def faces_in(colour, input_shape, detect=True, detector=None, boxes=None):
     """The faces of one RGB picture, largest first, as (box, pixels): box = [x, y, w, h] in the
     picture's pixels, pixels = the grey crop at input_shape (height, width), as the network takes it.
 
     detect: True (find faces), False (the whole picture is the face) or "auto" (find them
-    unless the picture is itself a face crop). None found: []."""
+    unless the picture is itself a face crop). boxes: the faces, found already (followed_faces).
+    None found: []."""
     height, width = input_shape
     grey = colour.convert("L")
     if detect is False or (detect == "auto" and is_face_crop(colour.size, input_shape)):
         return [([0, 0, colour.width, colour.height], _resized(grey, width, height))]
-    boxes = find_faces(np.asarray(colour), detector)
+    if boxes is None:
+        boxes = find_faces(np.asarray(colour), detector)
     return [(list(box), _resized(crop_face(grey, box), width, height)) for box in boxes]
 
 
@@ -238,11 +308,11 @@ def score_faces(scorer, pixels, tta="none"):
     return np.mean([cnn_model.predict(m, batch, tta=tta) for m in models], axis=0)
 
 
-def score_picture(colour, scorer, detector=None, detect=True, tta="none"):
+def score_picture(colour, scorer, detector=None, detect=True, tta="none", boxes=None):
     """Every face of an RGB picture, largest first, found, cut out and scored: dicts of box,
-    emotions ({class: probability}) and pixels (the crop the network saw). detect as in faces_in."""
+    emotions ({class: probability}) and pixels (the crop the network saw). detect and boxes as in faces_in."""
     models, classes = scorer
-    found = faces_in(colour, models[0].input_shape[1:3], detect, detector)
+    found = faces_in(colour, models[0].input_shape[1:3], detect, detector, boxes)
     probabilities = score_faces(scorer, [pixels for _, pixels in found], tta)
     return [{"box": [int(v) for v in box], "emotions": {c: float(q) for c, q in zip(classes, row)}, "pixels": pixels}
             for (box, pixels), row in zip(found, probabilities)]
@@ -263,13 +333,14 @@ def detect_emotions(image, model=None, detector=None, tta="none"):
     return _answers(score_picture(read_picture(image), load_scorer(model), detector, True, tta))
 
 
-def video_emotions(source, fps=None, model="fast", detector=None, tta="none"):
+def video_emotions(source, fps=None, model="fast", detector=None, tta="none", search_every=SEARCH_EVERY):
     """Every face of each frame of a video, frame by frame as it is read, never the whole video in
     memory: a generator of (time_s, faces), faces as detect_emotions gives them.
 
     source: a video file, or a camera's number (read live: the newest frame each time, until the
     camera stops). fps: frames looked at a second of video (None: every frame). model: as for
-    detect_emotions; by default the fast model."""
+    detect_emotions; by default the fast model. search_every: seconds between searches of a whole
+    frame, the faces followed in between (followed_faces); 0 searches every frame."""
     if not isinstance(source, int):
         source = os.fspath(source)
     scorer = load_scorer(model)
@@ -278,8 +349,8 @@ def video_emotions(source, fps=None, model="fast", detector=None, tta="none"):
                      cnn_photos.video_frames(source, fps or float("inf")))
     except ValueError as error:
         raise FaceError(f"{source}: {error}") from None
-    for time_s, rgb in frames:
-        yield time_s, _answers(score_picture(Image.fromarray(rgb), scorer, detector, True, tta))
+    for time_s, rgb, boxes in followed_faces(frames, detector, search_every):
+        yield time_s, _answers(score_picture(Image.fromarray(rgb), scorer, detector, True, tta, boxes))
 
 
 def _answers(faces):

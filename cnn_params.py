@@ -78,7 +78,7 @@ label_smoothing = 0.0       # train towards (1 - x) on the true class and x spre
 ema = 0.0                   # keep an exponential moving average of the weights (Polyak averaging), updated after each
                             # step with this momentum: 0.999 averages over about the last 1000 steps (3 epochs of
                             # FER-2013 at batch 64). Validation, and so the saved best model, use the average. 0: off.
-                            # Under the cosine schedule it gained nothing (fer_sota_wide on a GPU; docs/gpu.md)
+                            # Under the cosine schedule it gained nothing (fer_sota_wide on a GPU; docs/lab/gpu.md)
 teacher = ""                # distillation (Hinton et al. 2015): a saved .keras model (several, comma-separated: their
                             # average) whose probabilities for each training face, face and mirror averaged, become
                             # part of its training target; it must share the classes and hold out the validation
@@ -175,7 +175,7 @@ PRESETS["qider_nodrop"] = [row[:6] + (0.0,) for row in PRESETS["qider"]]
 
 # The FER-2013 report's "best" network with each batch norm moved between its layer and the ReLU (the
 # order of fer_sota and of most published networks): the same 8,434,439 parameters, to measure what the
-# report's order costs (docs/reports.md). Derived, so that editing a row of "fer_best" changes both.
+# report's order costs (docs/lab/reports.md). Derived, so that editing a row of "fer_best" changes both.
 PRESETS["fer_best_bn_first"] = [row[:5] + (True,) + row[6:] for row in PRESETS["fer_best"]]
 
 # fer_sota at twice the width (64-128-256-512 filters and Dense 512, as the 73 %
@@ -184,11 +184,12 @@ PRESETS["fer_best_bn_first"] = [row[:5] + (True,) + row[6:] for row in PRESETS["
 PRESETS["fer_sota_wide"] = [(row[0], 2 * row[1]) + row[2:] for row in PRESETS["fer_sota"]]
 
 # fer_sota at half the width (16-32-64-128 filters and Dense 128): a quarter of the
-# FLOPs, for a CPU without bfloat16 instructions, where fer_sota fits 11 epochs in an hour.
+# FLOPs, for a CPU without bfloat16 instructions, where fer_sota fits few epochs in an hour
+# (docs/lab/accuracy.md).
 PRESETS["fer_sota_narrow"] = [(row[0], row[1] // 2) + row[2:] for row in PRESETS["fer_sota"]]
 
-# fer_sota_narrow with one convolution at 48x48 instead of two: 35-38 epochs in an AVX2 hour where
-# fer_sota_narrow fits 27-28 (docs/accuracy.md, "Distilled"). A layer table to try, not an experiment's default.
+# fer_sota_narrow with one convolution at 48x48 instead of two: more epochs in an hour of a CPU without
+# bfloat16 (docs/lab/accuracy.md, "Distilled"). A layer table to try, not an experiment's default.
 PRESETS["fer_sota_narrow1"] = PRESETS["fer_sota_narrow"][1:]
 
 # ------------------------------------------------------------------ experiments
@@ -202,8 +203,8 @@ _FER2013_REPORT = dict(data_dir="data/fer2013", drop_blank=True, augment_dataset
 # For the dense, 3-conv and VGG16 networks it names Adam and nothing more: Keras's default rate, 1e-3, never changed.
 _ADAM_AS_IS = dict(learning_rate=1e-3, lr_schedule="constant")
 # It applied its augmentation to "most" networks, not saying which. Its dense, 3-conv and balanced 3-conv figures
-# are those of runs without it: measured here, 37.3, 52.2 and 48.6 % against its 36.8, 53.1 and 50.5, where with
-# it they reach 27.7, 46.2 and 41.2 (docs/reports.md). Its "best" network and VGG16 keep it.
+# are those of runs without it; with it, ours land far under them (measured: docs/lab/reports.md). Its "best"
+# network and VGG16 keep it.
 _NOT_AUGMENTED = dict(live_augment=False)
 # For its "best" network: 0.005 and ReduceLROnPlateau with factor 0.1, patience 2, floor 1e-5, mode auto (which
 # for Keras's default monitor, val_loss, means "min").
@@ -230,27 +231,25 @@ EXPERIMENTS = {
                            balance_count=3000),
     "fer_best_balanced": dict(_FER2013_REPORT, **_BEST_RECIPE, preset="fer_best", epochs=50, balance_count=3000,
                               batch_size=32),
-    # Ours: as many epochs as fit an hour (the cosine anneals over those): 99 on a 2-core CPU with AVX512-BF16,
-    # 11 on one with AVX2 only (docs/accuracy.md).
+    # Ours: as many epochs as fit an hour (the cosine anneals over those), many more on a CPU with bfloat16
+    # instructions than on one without (docs/lab/accuracy.md).
     "fer_sota": _FER_SOTA,
-    # For a CPU without bfloat16 instructions (most laptops): half the width fits 26-27 epochs in an hour on
-    # 2 AVX2 cores, where fer_sota fits 11, and over so few epochs rotations and shifts held it back: flips
-    # only gave 63.7 % on PublicTest against 61.2 with them and 60.5 for fer_sota (docs/accuracy.md).
-    # Ten-crop looks at shifted faces this network never saw (60.3 % validation against 63.4): flip TTA.
+    # For a CPU without bfloat16 instructions (most laptops): half the width fits more than twice the epochs of
+    # fer_sota in an hour, and over so few epochs rotations and shifts held it back, so flips only; ten-crop
+    # looks at shifted faces this network never saw, so flip TTA (measured: docs/lab/accuracy.md).
     "fer_sota_narrow": dict(_FER_SOTA, preset="fer_sota_narrow", rotation_degrees=0.0, shift_fraction=0.0, tta="flip"),
-    # For a GPU: the recipe of the model in the box (pretrained/fer2013.keras), which also had a teacher (docs/gpu.md,
-    # "the three-run ensemble teaches one network"). Twice the width, random erasing and mixup against its
-    # over-fitting (96 % on its training faces without mixup), the cosine over 157 epochs: 7.5 minutes on an H100
-    # with two other runs beside it, some 8 hours on a 2-core CPU. Mixup added 1.0 point of validation accuracy
-    # side by side (68.9 % against 67.9; docs/gpu.md).
+    # For a GPU: the recipe of the shipped model (pretrained/fer2013.keras), which also had a teacher
+    # (docs/lab/gpu.md, "the three-run ensemble teaches one network"). Twice the width, random erasing and mixup
+    # against its over-fitting, the cosine over 157 epochs: minutes on an H100, hours on a 2-core CPU
+    # (measured: docs/lab/gpu.md).
     "fer_sota_wide": dict(_FER_SOTA, preset="fer_sota_wide", random_erasing=0.5, mixup=0.2, epochs=157, max_minutes=0.0),
     "qider": dict(_QIDER_REPORT, preset="qider"),
     "qider_nodrop": dict(_QIDER_REPORT, preset="qider_nodrop"),
 }
 
-# fer_sota_narrow taught by the model in the box: for a laptop, a network of a sixteenth of its FLOPs that learns
-# from its probabilities as well as from the labels (docs/accuracy.md, "Distilled"). Derived, so that editing fer_sota_narrow
-# changes both. Labelling the training faces takes the teacher some 8 minutes on 2 AVX2 cores, before the hour.
+# fer_sota_narrow taught by the shipped model: for a laptop, a network of a sixteenth of its FLOPs that learns
+# from its probabilities as well as from the labels (docs/lab/accuracy.md, "Distilled"). Derived, so that editing
+# fer_sota_narrow changes both. The teacher labels the training faces first, outside the hour's budget.
 EXPERIMENTS["fer_sota_narrow_distilled"] = dict(EXPERIMENTS["fer_sota_narrow"], teacher="pretrained/fer2013.keras")
 
 
@@ -366,16 +365,25 @@ def usage():
             f"experiments (--experiment=NAME): {', '.join(EXPERIMENTS)}\n")
 
 
-def options_or_exit(argv, defaults):
-    """The --name=value options of a bench script, whose values stay text: defaults, overridden.
-    An unknown name ends the program with one line that lists the names."""
-    options = dict(defaults)
+def read_options(argv, defaults, files=False):
+    """The --name=value options of every script but cnn_run.py (cnn_eval.py, cnn_export.py, the
+    bench scripts), read as get_params reads cnn_run.py's: each value takes its default's type
+    (text stays text). files=True: the other arguments are file names, returned after the
+    options. An unknown name, a missing value or a wrong type ends the program with one line."""
+    options, named = dict(defaults), []
     for arg in argv:
-        name, _, value = arg.lstrip("-").partition("=")
-        if name not in defaults:
-            sys.exit(f"error: {arg}: expected one of {', '.join('--' + k for k in defaults)}")
-        options[name] = value
-    return options
+        name, _, text = arg[2:].partition("=")
+        if not arg.startswith("--") and files:
+            named.append(arg)
+        elif not arg.startswith("--") or name not in defaults or not text:
+            sys.exit(f"error: {arg}: expected one of {', '.join(f'--{k}=...' for k in defaults)}"
+                     + (", and file names" if files else ""))
+        else:
+            try:
+                options[name] = _parse(name, text, defaults[name])
+            except ValueError as error:
+                sys.exit(f"error: {error}")
+    return (options, named) if files else options
 
 
 def params_or_exit(argv):

@@ -178,27 +178,6 @@ def draw_faces(colour, faces, hide=False):
     return picture
 
 
-def plot_timeline(times, rows, classes, path, title):
-    """The probability of each class over the video's time: rows[i] holds the class probabilities
-    of the largest face at times[i] (frames with no face are left out)."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    rows = np.asarray(rows, dtype=np.float32).reshape(-1, len(classes))
-    fig, ax = plt.subplots(figsize=(8, 4))
-    for k, c in enumerate(classes):
-        ax.plot(times, rows[:, k], label=c)
-    ax.set_xlabel("time (s)")
-    ax.set_ylabel("probability (largest face)")
-    ax.set_ylim(0, 1)
-    ax.set_title(title)
-    ax.legend(fontsize=7, ncol=4)
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-
-
 def output_name(folder, path, suffix):
     """Where the annotated copy of `path` goes in `folder`: its own name, suffix changed where needed."""
     stem, ext = os.path.splitext(os.path.basename(path))

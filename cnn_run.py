@@ -9,27 +9,24 @@ loss.png, accuracy.png, class_distribution.png and metrics.json.
 Started again after a crash or Ctrl-C, the same command resumes the run.
 --help lists every parameter with its default.
 """
-import atexit
 import errno
-import json
 import os
 import shutil
-import socket
 import sys
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")   # keep TensorFlow's start-up chatter out of the way
 
 import numpy as np
-import matplotlib
-matplotlib.use("Agg")                                # plots go to files; no screen needed
-import matplotlib.pyplot as plt
 
 import cnn_params
 import cnn_data
 import cnn_demo
 import cnn_history
 import cnn_metrics
+import cnn_out_dir
+import cnn_plots
+import cnn_split
 import cnn_storage
 
 
@@ -106,10 +103,10 @@ def main(argv):
         model_path = os.path.join(p["out_dir"], "model.keras")
         diverged = [i + 1 for i, row in enumerate(history) if cnn_history.diverged(row)]
         if diverged:
-            sys.exit(diverged_run(p, model_path, diverged[0], started))
+            sys.exit(cnn_out_dir.diverged_run(p, model_path, diverged[0], started))
         if not os.path.exists(model_path):      # no epoch had a validation score
             cnn_storage.save_model(model, model_path, classes, p)
-        plot_history(history, p["out_dir"])
+        cnn_plots.plot_history(history, p["out_dir"])
 
         # 4. Evaluate the saved best model on every split, as the reports' tables do.
         #    The protocol is stated, never implied: splits.json lists every file of each split.
@@ -172,19 +169,6 @@ def weights_digest(model):
     return digest.hexdigest()[:16]
 
 
-def diverged_run(p, model_path, epoch, started):
-    """The one line that ends a run whose loss became NaN or infinite: nothing of it is evaluated
-    or reported, and what model.keras in out_dir holds is said (Keras's TerminateOnNaN stopped it)."""
-    if os.path.exists(model_path) and os.path.getmtime(model_path) >= started:
-        holds = f"{model_path} holds this run's best epoch before that"
-    elif os.path.exists(model_path):
-        holds = f"{model_path} is an earlier run's, not this one's"
-    else:
-        holds = "no model of this run was saved"
-    return (f"error: the training loss became NaN or infinite in epoch {epoch} (--learning_rate={p['learning_rate']} "
-            f"may be too high); the run stopped and reports nothing: {holds}; history.csv shows the epochs")
-
-
 def check_before_decoding(p, argv):
     """Stop at once, in one line, on what would otherwise fail after minutes of decoding; draw the
     demo set or the stand-in for QIDER when the run is on one of them. Returns the metrics of
@@ -201,13 +185,10 @@ def check_before_decoding(p, argv):
         cnn_demo.make_qider_set(p["qider_dir"])          # likewise: --experiment=qider
     # A model to fine-tune must have held out this run's validation faces (its stored parameters say).
     if p["init_model"]:
-        import cnn_model
-        import cnn_teacher
         stored = cnn_storage.stored_meta(p["init_model"]) or {"params": {}}
-        try:
-            cnn_teacher.check_split(p["init_model"], "the model to fine-tune", stored["params"], p)
-        except cnn_model.ModelError as error:
-            sys.exit(f"error: --init_model: {error}")
+        said = cnn_split.split_mismatch(p["init_model"], "the model to fine-tune", stored["params"], p)
+        if said:
+            sys.exit(f"error: --init_model: {said}")
     # A preset's convolutions and poolings need room: a small image would fail when the model is built.
     if min(p["img_height"], p["img_width"]) < 48:
         import cnn_model
@@ -217,168 +198,17 @@ def check_before_decoding(p, argv):
             sys.exit(f"error: --img_height={p['img_height']} --img_width={p['img_width']}: too small for the "
                      f"convolutions and poolings of --preset={p['preset']}; use larger images (48x48, as FER-2013)")
     # The plateau schedule watches val_loss: with nothing held out and no val/ folder it has nothing to watch.
-    if (p["lr_schedule"] == "plateau" and p["validation_split"] == 0
-            and not os.path.isdir(os.path.join(p["data_dir"], "val"))):
+    if p["lr_schedule"] == "plateau" and not cnn_split.has_validation(p):
         sys.exit("error: --validation_split=0 holds out no faces and there is no val/ folder, so the plateau "
                  "schedule has no val_loss to watch; use --lr_schedule=cosine")
-    check_resume(p)
-    finished = finished_run(p["out_dir"])
+    cnn_out_dir.check_resume(p)
+    finished = cnn_out_dir.finished_run(p["out_dir"])
     if finished is not None and not p["fresh"]:
-        return same_finished_run(p, finished)
-    claim_out_dir(p["out_dir"])         # last: a run refused above leaves no out_dir behind
+        return cnn_out_dir.same_finished_run(p, finished)
+    cnn_out_dir.claim_out_dir(p["out_dir"])         # last: a run refused above leaves no out_dir behind
     if finished is not None:
-        move_earlier_run(p["out_dir"])
+        cnn_out_dir.move_earlier_run(p["out_dir"])
     return None
-
-
-# What may change when an unfinished run is resumed: where it lives, its time budget, and how many
-# epochs it runs to (one more epoch resumes and trains just that one). An "auto" value is stored
-# as what it became on the machine (precision, strategy), so it is not compared either.
-RESUME_MAY_CHANGE = ("out_dir", "max_minutes", "epochs", "demo_dir", "qider_dir", "fresh")
-
-
-def check_resume(p):
-    """An unfinished run in out_dir is resumed only by its own command: other settings would load its
-    backup into another network, or go on with other data, so the run stops here in one line naming
-    what differs (the folder is left as it was, for its own command to resume)."""
-    backup = os.path.join(p["out_dir"], "backup")
-    if not os.path.isdir(backup) or os.path.exists(os.path.join(backup, "finished.json")):
-        return                  # nothing to resume (and Keras, slow to load, is not loaded for nothing)
-    import cnn_model
-    done = cnn_model.finished_epochs(p["out_dir"])
-    if not done:
-        return
-    _, differ = settings_differ(p, RESUME_MAY_CHANGE)
-    if differ:
-        sys.exit(f"error: {p['out_dir']} holds an unfinished run ({done} epochs done) of other settings: "
-                 f"{'; '.join(differ)}. Run its own command to resume it, or give another --out_dir")
-    if done > p["epochs"]:
-        sys.exit(f"error: {p['out_dir']} holds an unfinished run that has done {done} epochs, more than "
-                 f"--epochs={p['epochs']}; give --epochs={done} or more to resume it, or another --out_dir")
-
-
-def settings_differ(p, may_change):
-    """The parameters stored with out_dir's model.keras, and each of them that differs from this
-    command's, in words ("name X there, Y here"), leaving out may_change and "auto" values."""
-    stored = (cnn_storage.stored_meta(os.path.join(p["out_dir"], "model.keras")) or {}).get("params", {})
-    return stored, [f"{name} {stored[name]!r} there, {p[name]!r} here" for name in sorted(p)
-                    if name in stored and name not in may_change and p[name] != "auto" and stored[name] != p[name]]
-
-
-def finished_run(out_dir):
-    """The metrics of the finished run in out_dir (metrics.json, and no unfinished backup), else None."""
-    path = os.path.join(out_dir, "metrics.json")
-    if not os.path.isfile(path) or os.path.isdir(os.path.join(out_dir, "backup")):
-        return None
-    try:
-        with open(path) as f:
-            return json.load(f)
-    except (OSError, ValueError):
-        return {}                       # written by something else, or cut short: still not to be trained over
-
-
-# What a finished run may be asked again with and still be the same run: where it lives, where
-# the demo set and the QIDER stand-in are drawn, and the switch below.
-FINISHED_MAY_CHANGE = ("out_dir", "demo_dir", "qider_dir", "fresh")
-
-
-def same_finished_run(p, metrics):
-    """A finished run is never trained over silently: the same command gets its metrics back (there is
-    nothing to train), another command stops in one line naming what differs and the two ways on."""
-    stored, differ = settings_differ(p, FINISHED_MAY_CHANGE)
-    if not stored or not metrics:
-        differ = [f"{p['out_dir']}'s model.keras or metrics.json does not say which settings made it"]
-    if not differ:
-        return metrics
-    more = f"; and {len(differ) - 3} more" if len(differ) > 3 else ""
-    sys.exit(f"error: {p['out_dir']} holds a finished run of other settings ({'; '.join(differ[:3])}{more}); "
-             f"give another --out_dir, or --fresh=True to train afresh there (that run's files are first moved "
-             f"into {p['out_dir']}/earlier_<date-time>/)")
-
-
-# The files a run writes in out_dir: --fresh=True moves an earlier run's aside, and only these.
-RUN_FILES = ("model.keras", "metrics.json", "history.csv", "splits.json", "machines.txt", "backup", "teacher.npz",
-             "loss.png", "accuracy.png", "class_distribution.png", "augmented_examples.png", "confusion_matrix.png",
-             "per_class.png")
-
-
-def move_earlier_run(out_dir):
-    """Move an earlier run's files into out_dir/earlier_<date-time>/, so that nothing of it mixes with
-    the new run's and nothing of it is lost."""
-    present = [name for name in RUN_FILES if os.path.exists(os.path.join(out_dir, name))]
-    if not present:
-        return
-    aside = os.path.join(out_dir, "earlier_" + time.strftime("%Y%m%d-%H%M%S"))
-    os.makedirs(aside, exist_ok=True)
-    for name in present:
-        os.replace(os.path.join(out_dir, name), os.path.join(aside, name))
-    print(f"--fresh=True: the earlier run's files are moved into {aside}/")
-
-
-LOCK_FILE = "run.lock"
-
-
-def claim_out_dir(out_dir):
-    """One run per out_dir: a second run on the folder of one that is still running would
-    write over its model and backup, so it stops at once, naming the holder. The lock file
-    holds the run's pid, host and start time, and goes when the run's process ends; one left
-    by a process that is gone (killed) is taken over, and that is said. A folder this run made
-    goes too when the run ends with nothing in it (refused on its data)."""
-    made = not os.path.isdir(out_dir)
-    os.makedirs(out_dir, exist_ok=True)
-    path = os.path.join(out_dir, LOCK_FILE)
-    while True:
-        try:
-            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-            break
-        except FileExistsError:
-            holder = _lock_holder(path)
-            if holder.get("pid") == os.getpid() and holder.get("host") == socket.gethostname():
-                return                                  # ours: cnn_run.main called again in one process
-            if holder.get("host", socket.gethostname()) != socket.gethostname():
-                sys.exit(f"error: {out_dir} is in use by the run of pid {holder.get('pid')} on {holder['host']}, "
-                         f"started {holder.get('started')}; this machine cannot tell whether it still runs. Give "
-                         f"another --out_dir, or remove {path} if it does not")
-            if _alive(holder.get("pid")):
-                sys.exit(f"error: {out_dir} is in use by the run of pid {holder['pid']}, started "
-                         f"{holder.get('started')}, still running; wait for it to end, or give another --out_dir")
-            print(f"note: {path}: left by pid {holder.get('pid')} (started {holder.get('started')}), which is no "
-                  f"longer running; taking the folder over")
-            os.remove(path)
-    with os.fdopen(fd, "w") as f:
-        json.dump({"pid": os.getpid(), "host": socket.gethostname(), "started": time.strftime("%Y-%m-%d %H:%M:%S")}, f)
-    atexit.register(release_out_dir, out_dir, made)
-
-
-def release_out_dir(out_dir, made):
-    """At the end of the run's process: remove its lock, and the folder if it made it and left it empty."""
-    path = os.path.join(out_dir, LOCK_FILE)
-    if os.path.exists(path) and _lock_holder(path).get("pid") == os.getpid():
-        os.remove(path)
-    if made and os.path.isdir(out_dir) and not os.listdir(out_dir):
-        os.rmdir(out_dir)
-
-
-def _lock_holder(path):
-    """What a lock file says; {} for one that cannot be read (written half by a killed run)."""
-    try:
-        with open(path) as f:
-            return json.load(f)
-    except (OSError, ValueError):
-        return {}
-
-
-def _alive(pid):
-    """Whether a process of this pid runs on this machine."""
-    if not isinstance(pid, int):
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:            # someone else's process: alive
-        return True
-    return True
 
 
 def training_set(p):
@@ -401,7 +231,7 @@ def training_set(p):
         print("no validation faces: every training face is trained on, and model.keras is the last epoch, "
               "chosen by nothing")
     os.makedirs(p["out_dir"], exist_ok=True)
-    plot_class_distribution(data, classes, os.path.join(p["out_dir"], "class_distribution.png"))
+    cnn_plots.plot_class_distribution(data, classes, os.path.join(p["out_dir"], "class_distribution.png"))
     x_fit, y_fit = x_train, y_train
     if p["augment_dataset"]:
         x_fit, y_fit = cnn_data.augment_dataset(x_train, y_train, classes, p["noise_std"], p["seed"])
@@ -468,8 +298,8 @@ def evaluate(model_path, data, p, history, started, teacher_time):
         metrics["val"]["augmented"] = score_augmented(best, *data["val"][:2], classes, p)
     cnn_storage.write_json(os.path.join(p["out_dir"], "metrics.json"), metrics)
     shown = next(split for split in ("test", "val", "train") if split in metrics)
-    plot_confusion_matrix(metrics[shown], classes, f"{shown} split", os.path.join(p["out_dir"], "confusion_matrix.png"))
-    plot_per_class(metrics[shown], classes, f"{shown} split", os.path.join(p["out_dir"], "per_class.png"))
+    cnn_plots.plot_confusion_matrix(metrics[shown], classes, f"{shown} split", os.path.join(p["out_dir"], "confusion_matrix.png"))
+    cnn_plots.plot_per_class(metrics[shown], classes, f"{shown} split", os.path.join(p["out_dir"], "per_class.png"))
     return metrics
 
 
@@ -507,7 +337,7 @@ def training_batches(images, labels, n_classes, batch, p, shard=(0, 1), class_we
     seed = p["seed"] + (500 if p["init_model"] else 0)
     augmenter = cnn_data.live_augmenter(p, seed) if p["live_augment"] else None
     if augmenter is not None:
-        plot_augmented(images, augmenter, os.path.join(p["out_dir"], "augmented_examples.png"), p["seed"])
+        cnn_plots.plot_augmented(images, augmenter, os.path.join(p["out_dir"], "augmented_examples.png"), p["seed"])
     return cnn_data.make_dataset(images, labels, n_classes, batch, training=True, augmenter=augmenter, seed=seed,
                                  mixup=p["mixup"], shard=shard, epochs=(cnn_model.finished_epochs(p["out_dir"]), p["epochs"]),
                                  class_weight=class_weight)
@@ -578,95 +408,6 @@ def wants_demo_set(p, argv):
     a folder the user named (on the command line or in an experiment) must exist."""
     named = any(a.startswith("--data_dir=") for a in argv) or "data_dir" in cnn_params.EXPERIMENTS.get(p["experiment"], {})
     return not named and p["data_dir"] == cnn_params.data_dir and not os.path.isdir(p["data_dir"])
-
-
-def plot_history(history, out_dir):
-    """loss.png and accuracy.png: train and validation curves per epoch, as in both reports."""
-    epochs = [int(r["epoch"]) + 1 for r in history]
-    for metric in ("loss", "accuracy"):
-        fig, ax = plt.subplots(figsize=(6, 4))
-        ax.plot(epochs, [float(r[metric]) for r in history], "o-", label="train")
-        if history and cnn_history.validated(history[0]):           # not with validation_split 0
-            ax.plot(epochs, [float(r["val_" + metric]) for r in history], "o-", label="validation")
-        ax.set_xlabel("epoch")
-        ax.set_ylabel(metric)
-        ax.set_title(f"{metric} per epoch")
-        ax.legend()
-        ax.grid(alpha=0.3)
-        fig.tight_layout()
-        fig.savefig(os.path.join(out_dir, f"{metric}.png"), dpi=100)
-        plt.close(fig)
-
-
-def plot_class_distribution(data, classes, path):
-    """Bar charts of the class counts of each split, like the FER-2013 report's graphs 1 and 2."""
-    splits = [s for s in ("train", "val", "test") if s in data]
-    fig, axes = plt.subplots(1, len(splits), figsize=(5 * len(splits), 4))
-    for ax, split in zip(np.atleast_1d(axes), splits):
-        counts = np.bincount(data[split][1], minlength=len(classes))
-        ax.bar(classes, counts, color="tab:blue")
-        ax.set_title(f"{split} ({counts.sum():,} images)")
-        ax.tick_params(axis="x", rotation=45)
-        for i, n in enumerate(counts):
-            ax.text(i, n, str(n), ha="center", va="bottom", fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-
-
-def plot_augmented(images, augmenter, path, seed, n_faces=6, n_versions=6):
-    """What the network sees: each row is one training face, then random augmented versions of it."""
-    picks = np.random.default_rng(seed).choice(len(images), size=min(n_faces, len(images)), replace=False)
-    fig, axes = plt.subplots(len(picks), n_versions + 1, figsize=(1.3 * (n_versions + 1), 1.3 * len(picks)),
-                             squeeze=False)
-    for row, i in zip(axes, picks):
-        face = images[i].astype(np.float32)
-        # float32: under mixed_bfloat16 the augmenter hands out bfloat16, which Matplotlib draws black.
-        versions = [face] + [np.asarray(augmenter(face[None], training=True)).astype(np.float32)[0]
-                             for _ in range(n_versions)]
-        for ax, version in zip(row, versions):
-            ax.imshow(version[..., 0], cmap="gray", vmin=0, vmax=255)
-            ax.axis("off")
-    axes[0][0].set_title("original", fontsize=8)
-    axes[0][1].set_title("augmented ->", fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-
-
-def plot_confusion_matrix(m, classes, title, path):
-    """The matrix normalised per row (each true class sums to 1), with the counts written in."""
-    counts = np.array(m["confusion_matrix"])
-    rates = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
-    fig, ax = plt.subplots(figsize=(1.0 * len(classes) + 2, 1.0 * len(classes) + 1))
-    ax.imshow(rates, cmap="Blues", vmin=0, vmax=1)
-    for i in range(len(classes)):
-        for j in range(len(classes)):
-            ax.text(j, i, f"{rates[i, j]:.2f}\n({counts[i, j]})", ha="center", va="center", fontsize=7,
-                    color="white" if rates[i, j] > 0.5 else "black")
-    ax.set_xticks(range(len(classes)), classes, rotation=45, ha="right")
-    ax.set_yticks(range(len(classes)), classes)
-    ax.set_xlabel("predicted class")
-    ax.set_ylabel("true class")
-    ax.set_title(f"confusion matrix, {title}: accuracy {m['accuracy']:.3f}, macro-F1 {m['macro_f1']:.3f}")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-
-
-def plot_per_class(m, classes, title, path):
-    """Recall and precision per class as bars: a class the model never predicts stands out."""
-    x = np.arange(len(classes))
-    fig, ax = plt.subplots(figsize=(8, 4))
-    ax.bar(x - 0.2, [m["per_class"][c]["recall"] for c in classes], 0.4, label="recall")
-    ax.bar(x + 0.2, [m["per_class"][c]["precision"] for c in classes], 0.4, label="precision")
-    ax.set_xticks(x, classes, rotation=45)
-    ax.set_ylim(0, 1)
-    ax.set_title(f"per class, {title}")
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
 
 
 if __name__ == "__main__":

@@ -3,13 +3,13 @@ face and mirror averaged, as part of the student's target, and the teacher.npz f
 that keeps them beside a run so that a resume, or another student, reads them back.
 
 A teacher, like a model to fine-tune, must have held out the student's validation
-faces: check_split refuses one that did not, before any face is decoded.
+faces: cnn_split.split_mismatch says so, and the run stops before any face is decoded.
 """
 import os
 
 import numpy as np
 
-import cnn_data
+import cnn_split
 import cnn_model
 
 TEACHER_FILE = "teacher.npz"      # a distilled run's teacher probabilities, kept in its out_dir
@@ -39,7 +39,7 @@ def is_teacher_file(teacher):
 def teacher_probabilities(paths, images, classes, p):
     """The saved models' probabilities for each face, face and mirror averaged, models averaged.
     A teacher must know the same classes, take the same input, and have held out
-    the student's validation faces (check_split). A mismatch is a one-line cnn_model.ModelError."""
+    the student's validation faces (cnn_split.split_mismatch). A mismatch is a one-line cnn_model.ModelError."""
     models, its_classes, all_params = cnn_model.load_models(paths)
     if its_classes != list(classes):
         raise cnn_model.ModelError(f"{paths[0]}: a teacher must know the same classes in the same order: it has "
@@ -48,24 +48,8 @@ def teacher_probabilities(paths, images, classes, p):
         raise cnn_model.ModelError(f"{paths[0]}: the teacher takes {models[0].input_shape[1:]} faces; the student is fed "
                          f"{images.shape[1:]} (set img_height, img_width and channels alike)")
     for path, params in zip(paths, all_params):
-        check_split(path, "the teacher", params, p)
+        _check_split(path, "the teacher", params, p)
     return np.mean([cnn_model.predict(model, images, tta="flip") for model in models], axis=0).astype(np.float32)
-
-
-def check_split(path, what, params, p):
-    """A model that teaches or starts this run must have held out all of its validation faces,
-    or it learned the faces that choose this run's best epoch: the same seed and faces to draw
-    from, and a validation_split as large or larger (cnn_data.holds_out). A run that draws no
-    validation faces from train/ (none held out, or a val/ folder of its own) has none to keep
-    from it (cnn_data.draws_validation)."""
-    if not params or not cnn_data.draws_validation(p) or cnn_data.holds_out(params, p):
-        return
-    its = cnn_data.split_settings(params)
-    keys = ["seed", "validation_split"] + [k for k in cnn_data.SPLIT_SOURCE[1:] if its.get(k, p[k]) != p[k]]
-    smaller = " or less" if params.get("validation_split") else ""
-    raise cnn_model.ModelError(f"{path}: {what} held out another validation split ("
-                     + ", ".join(f"{k} {its.get(k)}" for k in keys) + "); train with "
-                     + " ".join(f"--{k}={its.get(k)}" for k in keys) + smaller)
 
 
 # What a teacher file must agree on with the run that reads it: the split, and the
@@ -99,7 +83,7 @@ def read_teacher_file(path, n_faces, files, classes, p):
         raise cnn_model.ModelError(f"{path}: not a teacher file written by cnn_run.py ({type(error).__name__}: {error})") from None
     if its_classes != list(classes):
         raise cnn_model.ModelError(f"{path}: the teacher's classes are {', '.join(its_classes)}; the data has {', '.join(classes)}")
-    check_split(path, "the teacher file's run", stored_params, p)
+    _check_split(path, "the teacher file's run", stored_params, p)
     for key in TEACHER_FILE_PARAMS[2:]:
         if stored_params[key] != p[key]:
             raise cnn_model.ModelError(f"{path}: written with --{key}={stored_params[key]}; this run has --{key}={p[key]}")
@@ -122,3 +106,9 @@ def relative_to(path, folder):
     """A file's path inside folder (as written), or the path itself when it is not inside (a CSV row)."""
     prefix = os.path.join(folder, "")
     return path[len(prefix):] if path.startswith(prefix) else path
+
+
+def _check_split(path, what, params, p):
+    said = cnn_split.split_mismatch(path, what, params, p)
+    if said:
+        raise cnn_model.ModelError(said)

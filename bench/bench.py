@@ -349,7 +349,7 @@ def main(argv):
     if "--help" in argv or "-h" in argv:
         print(__doc__)
         return
-    args = cnn_params.options_or_exit(argv, ARGS)
+    args = cnn_params.read_options(argv, ARGS)
     if args["presets"] and not has_scipy():                             # now, not after the first timings
         sys.exit("error: table 1 times Keras's ImageDataGenerator, which needs scipy: "
                  "pip install -r bench/requirements.txt (or --presets= with --stages=... for table 5 alone)")

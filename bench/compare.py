@@ -8,7 +8,7 @@ The validation split is rebuilt from the models' stored seed and
 validation_split. With one seed, a smaller validation_split holds out a part of
 a larger one's faces (the split takes each class's first faces of one seeded
 shuffle), so models of one seed and different splits are compared on the
-smallest split's faces, which none of them trained on (cnn_data.holds_out, the
+smallest split's faces, which none of them trained on (cnn_split.holds_out, the
 rule that teachers and fine-tunes pass too). When the seeds differ, or the
 faces the split drew from (drop_blank, balance_count), or one model trained on
 all of train/ (validation_split 0), the faces one of them trained on would be
@@ -32,18 +32,18 @@ import numpy as np
 import cnn_data
 import cnn_model
 import cnn_params
+import cnn_split
 
 # What rebuilds the split a model was trained and chosen on, taken from its stored parameters:
-# the faces and seed it was drawn from (cnn_data.SPLIT_SOURCE), its size, and the face size.
-SPLIT_PARAMS = cnn_data.SPLIT_SOURCE + ("validation_split", "img_height", "img_width", "channels")
+# the faces and seed it was drawn from (cnn_split.SPLIT_SOURCE), its size, and the face size.
+SPLIT_PARAMS = cnn_split.SPLIT_SOURCE + ("validation_split", "img_height", "img_width", "channels")
 
 
 def main(argv):
-    options = {"data_dir": "data/fer2013", "tta": "none"}
     if "--help" in argv or "-h" in argv:
         print(__doc__)
         return
-    paths = read_args(argv, options, "--data_dir=DIR, --tta=none|flip|crops, then model files")
+    options, paths = cnn_params.read_options(argv, {"data_dir": "data/fer2013", "tta": "none"}, files=True)
     if not paths or options["tta"] not in cnn_params.CHOICES["tta"]:
         sys.exit(__doc__)
     try:
@@ -53,13 +53,13 @@ def main(argv):
     p = split_params(all_params[0], options["data_dir"])
     shares = [params.get("validation_split") or 0.0 for params in all_params]
     p["validation_split"] = min(shares)
-    shared_split = p["validation_split"] > 0 and all(cnn_data.holds_out(params, p) for params in all_params)
+    shared_split = p["validation_split"] > 0 and all(cnn_split.holds_out(params, p) for params in all_params)
     if shared_split and len(set(shares)) > 1:
         print(f"note: the models held out different shares of train/; they are compared on the "
               f"validation_split {p['validation_split']} faces, which every one of them held out")
     if not shared_split:
-        stored = [cnn_data.split_settings(params) for params in all_params]   # older models store less
-        shown = ["seed", "validation_split"] + [k for k in cnn_data.SPLIT_SOURCE[1:]
+        stored = [cnn_split.split_settings(params) for params in all_params]   # older models store less
+        shown = ["seed", "validation_split"] + [k for k in cnn_split.SPLIT_SOURCE[1:]
                                                  if len({params.get(k) for params in stored}) > 1]
         print("note: the models did not hold out the same validation faces ("
               + "; ".join(f"{name}: " + ", ".join(f"{k} {params.get(k)}" for k in shown)
@@ -98,21 +98,6 @@ def main(argv):
         for label, tests in pairs:
             print(f"{label:<{width}}" + "".join("   {}: {} vs {}, p = {:.3f}".format(s, *t)
                                                 for s, t in zip(splits, tests)))
-
-
-def read_args(argv, options, expected):
-    """The model paths of a command line, with each --name=value whose name options holds set
-    there; any other --name stops the script with one line that says what was expected."""
-    paths = []
-    for arg in argv:
-        name, _, value = arg[2:].partition("=")
-        if arg.startswith("--") and name in options:
-            options[name] = value
-        elif arg.startswith("--"):
-            sys.exit(f"error: {arg}: expected {expected}")
-        else:
-            paths.append(arg)
-    return paths
 
 
 def split_params(params, data_dir):

@@ -147,7 +147,7 @@ def match(boxes, truth):
 
 
 def main(argv):
-    args = cnn_params.options_or_exit(argv, ARGS)
+    args = cnn_params.read_options(argv, ARGS)
     finders = {}
     for d in args["detectors"].split(","):
         if d.startswith("blazeface"):

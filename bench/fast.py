@@ -87,7 +87,7 @@ def tflite_versions(model, calibration):
 
 
 def main(argv):
-    args = cnn_params.options_or_exit(argv, ARGS)
+    args = cnn_params.read_options(argv, ARGS)
     import keras
     threads = int(args["threads"])
     shipped, classes, _ = cnn_model.load_model(args["model"])

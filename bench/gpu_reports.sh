@@ -1,16 +1,16 @@
 #!/usr/bin/env bash
-# The reports' long runs on a lent GPU, in one device call (Keras on JAX: that machine has JAX, no TensorFlow).
+# The reports' long runs on a GPU machine, in one command (Keras on JAX: that machine has JAX, no TensorFlow).
 #
-# Here, once per session (needs PyPI and ../shared):
+# On the CPU machine, once (needs PyPI and ../shared):
 #     bash bench/gpu_reports.sh prepare
 #   puts FER-2013 and the wheels of keras, namex and optree (for the GPU machine's Python 3.12) into .gpu/,
-#   which git ignores, so that the device tool can carry them.
-# Then through the device tool, with carry=[".gpu"] and a timeout of 540 s:
+#   which git ignores; copy it beside the checkout on the GPU machine.
+# Then on the GPU machine, within 9 minutes ($OUT: a folder whose files are copied back):
 #     bash bench/gpu_reports.sh run "fer_best" "fer_best --seed=1" "fer_best --seed=2"
 #   each argument is one run, an experiment of cnn_params.py and any overrides; all of them train at once on
 #   the one GPU, each with its share of its memory. Each run's folder, less its model, comes back as
 #   $OUT/<run>.tar.gz (<run>: the argument with its spaces, dashes and '=' made '_', e.g. fer_best_seed_1).
-# Back here:
+# Back on the CPU machine, with those archives copied to FILES_AT/:
 #     for f in FILES_AT/*.tar.gz; do tar -xzf "$f" -C runs/; done; python cnn_results.py runs/
 set -euo pipefail
 cd "$(dirname "$0")/.."

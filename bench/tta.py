@@ -20,7 +20,8 @@ import numpy as np
 
 import cnn_data
 import cnn_model
-from compare import mcnemar, read_args, split_params
+import cnn_params
+from compare import mcnemar, split_params
 
 FRACTIONS = (0.85, cnn_model.CROP_FRACTION, 0.95)      # crop sides: 41, 43 and 46 of 48 pixels
 
@@ -50,8 +51,7 @@ def main(argv):
     if "--help" in argv or "-h" in argv:
         print(__doc__)
         return
-    options = {"data_dir": "data/fer2013"}
-    paths = read_args(argv, options, "--data_dir=DIR, then one model file")
+    options, paths = cnn_params.read_options(argv, {"data_dir": "data/fer2013"}, files=True)
     if len(paths) != 1:
         sys.exit(__doc__)
     try:

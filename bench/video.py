@@ -1,14 +1,17 @@
 """Frames a second from video to answer, and peak memory against the length of the work.
 
     python bench/video.py [--faces=../shared/data/external_faces] [--detectors=mtcnn,haar]
-                          [--models=shipped,fast] [--seconds=4] [--memory=True]
+                          [--models=shipped,fast] [--search_every=0,0.5] [--seconds=4] [--memory=True]
 
 1. Frames a second, end to end, as cnn_eval.py scores a video: decode a frame, find every face,
    cut each out, score it (the shipped model, and the fast model: the same network in int8, run
    by LiteRT), draw the boxes, and write the annotated frame.
    Every frame and every face is scored. The clips are composed here from the 8-class report's
    real photos: 640x480 and 1280x720, with one face (the frame's height / 2.5) and with three
-   (height / 4), --seconds long at 30 frames a second.
+   (height / 4), --seconds long at 30 frames a second. MTCNN runs once for each --search_every:
+   0 searches every frame; 0.5 (cnn_eval.py's default) searches every half second of video and
+   follows the faces in between (cnn_faces.followed_faces). Beside the frames a second, the faces
+   found a frame, and how well the boxes agree with a search of every frame (mean IoU).
 2. Peak memory (the largest resident set) of `python cnn_eval.py` on 720p clips of 30 and 120
    seconds at its default --fps=2, and on folders of 10 and 60 phone-sized photos (2048x1536,
    three faces each), each in a fresh process, with --detector=haar to keep it short (the
@@ -36,7 +39,7 @@ import cnn_params
 import cnn_photos
 
 ARGS = {"faces": os.path.join(HERE, "..", "shared", "data", "external_faces"), "detectors": ",".join(cnn_faces.DETECTORS),
-        "models": ",".join(cnn_faces.MODELS), "seconds": "4", "memory": "True"}
+        "models": ",".join(cnn_faces.MODELS), "search_every": "0,0.5", "seconds": "4", "memory": "True"}
 
 
 def photos(folder):
@@ -67,20 +70,33 @@ def write_clip(path, size, faces, seconds, rate=30):
     writer.release()
 
 
-def frames_a_second(path, detector, scorer, out):
-    """Every frame of a clip read, scored, drawn and written, as cnn_eval.py does: frames/s, faces a frame."""
+def frames_a_second(path, detector, scorer, out, search_every):
+    """Every frame of a clip read, scored, drawn and written, as cnn_eval.py does: frames/s, and
+    each frame's boxes."""
     rate, frames = cnn_photos.video_frames(path, fps=1000)
     drawn = cnn_photos.VideoOut(out, rate)
-    n, n_faces = 0, 0
+    boxes = []
     start = time.perf_counter()
-    for time_s, rgb in frames:
+    for time_s, rgb, found in cnn_faces.followed_faces(frames, detector, search_every):
         colour = Image.fromarray(rgb)
-        faces = cnn_faces.score_picture(colour, scorer, detector, True)
+        faces = cnn_faces.score_picture(colour, scorer, detector, True, boxes=found)
         entries = [cnn_eval.face_entry(f["box"], f["emotions"]) for f in faces]
         drawn.write(np.asarray(cnn_photos.draw_faces(colour, entries)), time_s)
-        n, n_faces = n + 1, n_faces + len(faces)
+        boxes.append([f["box"] for f in faces])
     drawn.close()
-    return n / (time.perf_counter() - start), n_faces / max(n, 1)
+    return len(boxes) / (time.perf_counter() - start), boxes
+
+
+def iou(box, other):
+    (x, y, w, h), (u, v, s, t) = box, other
+    across = max(0, min(x + w, u + s) - max(x, u)) * max(0, min(y + h, v + t) - max(y, v))
+    return across / (w * h + s * t - across)
+
+
+def agreement(boxes, searched):
+    """The mean IoU of each box searched for in every frame with the best box of the same frame (0 where none)."""
+    pairs = [max((iou(b, o) for o in found), default=0.0) for found, truth in zip(boxes, searched) for b in truth]
+    return float(np.mean(pairs)) if pairs else float("nan")
 
 
 def peak_memory_mb(args, cwd):
@@ -97,25 +113,28 @@ def peak_memory_mb(args, cwd):
 
 
 def main(argv):
-    args = cnn_params.options_or_exit(argv, ARGS)
+    args = cnn_params.read_options(argv, ARGS)
     faces = photos(args["faces"])
     scorers = {name: cnn_faces.load_scorer(name) for name in args["models"].split(",")}
+    searches = [float(v) for v in args["search_every"].split(",")]
+    columns = [(d, m, e) for d in args["detectors"].split(",") for m in scorers
+               for e in (searches if d == "mtcnn" else [0.0])]
     work = tempfile.mkdtemp(prefix="bench_video_")
     print(f"1. end to end, every frame and every face, {args['seconds']} s clips at 30 frames a second "
-          f"({os.cpu_count()} CPU cores); frames a second (faces found a frame)")
-    print(f"{'size':<10}{'faces':>6}" + "".join(f"{d + ', ' + m:>22}" for d in args["detectors"].split(",")
-                                                 for m in scorers))
+          f"({os.cpu_count()} CPU cores); frames a second (faces found a frame, mean IoU with a search of every frame)")
+    print(f"{'size':<10}{'faces':>6}" + "".join(f"{f'{d} {e:g}, {m}':>26}" for d, m, e in columns))
     for size in ((640, 480), (1280, 720)):
         for n in (1, 3):
             clip = os.path.join(work, f"{size[0]}x{size[1]}_{n}.mp4")
             write_clip(clip, size, faces[:n] if n == 1 else [faces[3], faces[6], faces[7]], float(args["seconds"]))
-            cells = []
-            for d in args["detectors"].split(","):
-                for scorer in scorers.values():
-                    frames_a_second(clip, d, scorer, os.path.join(work, "warm.mp4"))      # loads the detector
-                    fps, found = frames_a_second(clip, d, scorer, os.path.join(work, "drawn.mp4"))
-                    cells.append(f"{fps:.1f} ({found:.1f})")
-            print(f"{f'{size[0]}x{size[1]}':<10}{n:>6}" + "".join(f"{c:>22}" for c in cells), flush=True)
+            cells, searched = [], {}
+            for d, m, e in columns:
+                frames_a_second(clip, d, scorers[m], os.path.join(work, "warm.mp4"), e)     # loads the detector
+                fps, boxes = frames_a_second(clip, d, scorers[m], os.path.join(work, "drawn.mp4"), e)
+                searched.setdefault(d, boxes)              # the first column of a detector searches every frame
+                found = np.mean([len(b) for b in boxes])
+                cells.append(f"{fps:.1f} ({found:.1f}, {agreement(boxes, searched[d]):.2f})")
+            print(f"{f'{size[0]}x{size[1]}':<10}{n:>6}" + "".join(f"{c:>26}" for c in cells), flush=True)
     if args["memory"] != "True":
         return
     print("\n2. peak memory of cnn_eval.py (--detector=haar), each in a fresh process")

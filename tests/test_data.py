@@ -7,6 +7,7 @@ from PIL import Image
 
 import cnn_data
 import cnn_params
+import cnn_split
 
 
 # ------------------------------------------------------------------ augment_dataset and class_weights
@@ -103,11 +104,11 @@ def test_class_weights_follow_the_report_formula():
 
 def test_stratified_split_keeps_class_proportions_and_is_seeded():
     labels = np.array([0] * 100 + [1] * 50 + [2] * 10)
-    train, val = cnn_data.stratified_split(labels, 0.2, seed=5)
+    train, val = cnn_split.stratified_split(labels, 0.2, seed=5)
     assert np.bincount(labels[val]).tolist() == [20, 10, 2]
     assert len(set(train) & set(val)) == 0 and len(train) + len(val) == 160
-    again, _ = cnn_data.stratified_split(labels, 0.2, seed=5)
-    other, _ = cnn_data.stratified_split(labels, 0.2, seed=6)
+    again, _ = cnn_split.stratified_split(labels, 0.2, seed=5)
+    other, _ = cnn_split.stratified_split(labels, 0.2, seed=6)
     assert np.array_equal(train, again) and not np.array_equal(train, other)
 
 
@@ -116,18 +117,18 @@ def test_a_smaller_stratified_split_holds_out_part_of_a_larger_one():
     split's faces, as faces that every one of them held out, and a teacher or a model to
     fine-tune may have held out a larger split than its student: that holds only if they nest."""
     labels = np.array([0] * 97 + [1] * 13 + [2] * 41)
-    _, small = cnn_data.stratified_split(labels, 0.1, seed=1337)
-    train, large = cnn_data.stratified_split(labels, 0.2, seed=1337)
+    _, small = cnn_split.stratified_split(labels, 0.1, seed=1337)
+    train, large = cnn_split.stratified_split(labels, 0.2, seed=1337)
     assert len(small) == 10 + 1 + 4 and set(small) < set(large) and not set(small) & set(train)
-    # cnn_data.holds_out, which teachers, fine-tunes and compare.py go by, says the same as the faces.
+    # cnn_split.holds_out, which teachers, fine-tunes and compare.py go by, says the same as the faces.
     runs = [dict(seed=seed, validation_split=share, split_order="shuffled", drop_blank=False, balance_count=0)
             for seed in (1337, 7) for share in (0.0, 0.1, 0.2, 0.3)]
-    held = {i: set(cnn_data.stratified_split(labels, run["validation_split"], run["seed"])[1]) for i, run in enumerate(runs)}
+    held = {i: set(cnn_split.stratified_split(labels, run["validation_split"], run["seed"])[1]) for i, run in enumerate(runs)}
     for i, a in enumerate(runs):
         for j, b in enumerate(runs):
             if b["validation_split"] > 0:           # a run that holds out nothing has no faces to keep from anyone
-                assert cnn_data.holds_out(a, b) == (held[j] <= held[i]), (a, b)
-    assert not cnn_data.holds_out(dict(runs[2], drop_blank=True), runs[2])    # blank faces left out: other faces split
+                assert cnn_split.holds_out(a, b) == (held[j] <= held[i]), (a, b)
+    assert not cnn_split.holds_out(dict(runs[2], drop_blank=True), runs[2])    # blank faces left out: other faces split
 
 
 def test_name_order_split_holds_out_the_first_files_by_name_as_image_data_generator(tmp_path):
@@ -162,18 +163,18 @@ def test_name_order_split_holds_out_the_first_files_by_name_as_image_data_genera
 def test_holds_out_knows_name_order_splits_nest_and_differ_from_shuffled_ones():
     labels = np.array([0] * 57 + [1] * 23)
     name = dict(seed=1337, split_order="name", drop_blank=False, balance_count=0)
-    _, small = cnn_data.name_order_split(labels, 0.1)
-    train, large = cnn_data.name_order_split(labels, 0.2)
+    _, small = cnn_split.name_order_split(labels, 0.1)
+    train, large = cnn_split.name_order_split(labels, 0.2)
     assert len(large) == 11 + 4 and set(small) < set(large) and not set(large) & set(train)
-    assert cnn_data.holds_out(dict(name, validation_split=0.2, seed=7), dict(name, validation_split=0.1))
-    assert not cnn_data.holds_out(dict(name, validation_split=0.1), dict(name, validation_split=0.2))
+    assert cnn_split.holds_out(dict(name, validation_split=0.2, seed=7), dict(name, validation_split=0.1))
+    assert not cnn_split.holds_out(dict(name, validation_split=0.1), dict(name, validation_split=0.2))
     shuffled = dict(name, split_order="shuffled")
-    assert not cnn_data.holds_out(dict(name, validation_split=0.2), dict(shuffled, validation_split=0.2))
-    assert not cnn_data.holds_out(dict(shuffled, validation_split=0.2), dict(name, validation_split=0.2))
+    assert not cnn_split.holds_out(dict(name, validation_split=0.2), dict(shuffled, validation_split=0.2))
+    assert not cnn_split.holds_out(dict(shuffled, validation_split=0.2), dict(name, validation_split=0.2))
     # A model saved before --split_order existed stores none: it split shuffled.
     before = dict(seed=1337, validation_split=0.2, drop_blank=False, balance_count=0)
-    assert cnn_data.holds_out(before, dict(shuffled, validation_split=0.2))
-    assert not cnn_data.holds_out(before, dict(name, validation_split=0.2))
+    assert cnn_split.holds_out(before, dict(shuffled, validation_split=0.2))
+    assert not cnn_split.holds_out(before, dict(name, validation_split=0.2))
 
 
 # ------------------------------------------------------------------ decoding

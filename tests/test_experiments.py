@@ -164,12 +164,12 @@ def test_each_experiment_runs_one_short_epoch(name, request, tmp_path):
 def test_augmented_examples_show_the_faces_under_each_compute_policy(precision, tmp_path):
     import keras
     import matplotlib.image
-    import cnn_run
+    import cnn_plots
     keras.mixed_precision.set_global_policy(precision)
     try:
         p = cnn_params.get_params(["--experiment=fer_sota"])
         faces = np.full((6, 48, 48, 1), 160, np.uint8)   # mid grey: flip, rotation and shift (nearest fill) keep it
-        cnn_run.plot_augmented(faces, cnn_data.live_augmenter(p, seed=0), str(tmp_path / "examples.png"), seed=0)
+        cnn_plots.plot_augmented(faces, cnn_data.live_augmenter(p, seed=0), str(tmp_path / "examples.png"), seed=0)
     finally:
         keras.mixed_precision.set_global_policy("float32")
     picture = matplotlib.image.imread(str(tmp_path / "examples.png"))[..., :3].mean(axis=-1)    # 0..1

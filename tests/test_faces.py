@@ -326,3 +326,40 @@ def test_a_missing_or_unreadable_file_is_named_and_skipped_and_the_rest_are_scor
     assert "skipped notes.jpg: not an image file" in result.stdout
     (entry,) = json.loads((tmp_path / "eval.json").read_text())["predictions"]
     assert entry["path"] == "photo.jpg" and entry["predicted"] == "happy"
+
+
+def _iou(box, other):
+    (x, y, w, h), (u, v, s, t) = box, other
+    across = max(0, min(x + w, u + s) - max(x, u)) * max(0, min(y + h, v + t) - max(y, v))
+    return across / (w * h + s * t - across)
+
+
+def test_faces_followed_between_searches_are_where_a_search_finds_them_and_a_new_face_is_found_at_the_next(
+        external_faces, monkeypatch):
+    """30 frames a second of three faces drifting 2 pixels a frame, a fourth coming into view at
+    frame 5: MTCNN searches every 0.5 s and follows the faces in between (searching at once where
+    it loses one). Each followed box lies on a face a search of that frame finds; the newcomer is
+    found by frame 15, the next search, and a face that leaves the picture at frame 25 is gone
+    from that frame on."""
+    photos = [cnn_faces.read_picture(p).resize((150, 180)) for p in _photos(external_faces)[:4]]
+
+    def picture(k):
+        canvas = Image.new("RGB", (800, 480), (200, 200, 190))
+        for i, photo in enumerate(photos[:3] if k < 25 else photos[1:3]):
+            canvas.paste(photo, (40 + 2 * k + 190 * (i + (k >= 25)), 60))
+        if k >= 5:
+            canvas.paste(photos[3], (620, 260))
+        return np.asarray(canvas)
+
+    searched = []
+    search = cnn_faces.find_faces
+    monkeypatch.setattr(cnn_faces, "find_faces", lambda rgb, d=None: searched.append(1) or search(rgb, d))
+    followed = list(cnn_faces.followed_faces(((k / 30, picture(k)) for k in range(30)), "mtcnn", 0.5))
+    counts = [len(boxes) for _, _, boxes in followed]
+    assert counts[:5] == [3] * 5 and counts[15:25] == [4] * 10 and counts[25:] == [3] * 5, counts
+    assert set(counts[5:15]) <= {3, 4}, counts
+    assert len(searched) <= 8, len(searched)          # not 30: most frames are followed
+    for k in (3, 10, 20, 29):
+        truth = search(picture(k), "mtcnn")
+        for box in followed[k][2]:
+            assert max(_iou(box, t) for t in truth) > 0.6, (k, box, truth)

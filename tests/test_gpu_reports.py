@@ -1,4 +1,4 @@
-"""bench/gpu_reports.sh, the reports' long runs on a lent GPU in one device call, run here as it runs
+"""bench/gpu_reports.sh, the reports' long runs on a GPU machine in one command, run here as it runs
 there (Keras on JAX, no GPU needed to check it): FER-2013 unpacked from .gpu/ (here the demo set in
 its place), one run per argument, all at once, each run's folder sent back as one archive without its
 model, and a run that failed said in the exit status, its log sent back too."""

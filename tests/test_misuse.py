@@ -185,3 +185,21 @@ def test_an_unfinished_run_is_resumed_only_by_its_own_command(tmp_path, demo_dir
     again = run_script("cnn_run.py", *args, cwd=tmp_path)
     assert again.returncode == 0, again.stderr[-2000:]
     assert "resuming from" in again.stdout and (tmp_path / "run" / "metrics.json").exists()
+
+
+def test_each_bad_scoring_option_is_one_line_naming_it():
+    import cnn_eval
+    cases = {"--fps=0": "error: --fps=0: expected frames per second, a number above 0, like --fps=2",
+             "--search_every=-1": "error: --search_every=-1: expected seconds, a number from 0 up, like "
+                                  "--search_every=0.5 (0: search every frame for faces)",
+             "--search_every=often": "error: --search_every=often: expected seconds, a number from 0 up, like "
+                                     "--search_every=0.5 (0: search every frame for faces)",
+             "--tta=many": "error: --tta=many: expected one of: none, flip, crops",
+             "--detect_faces=maybe": "error: --detect_faces=maybe: expected auto, True or False",
+             "--speed=9": "error: --speed=9: expected one of "}
+    for arg, said in cases.items():
+        with pytest.raises(SystemExit) as stopped:
+            cnn_eval.parse_args([arg, "photo.jpg"])
+        assert str(stopped.value).startswith(said), (arg, str(stopped.value))
+    options, files = cnn_eval.parse_args(["--search_every=0", "--fps=30", "clip.mp4"])
+    assert options["search_every"] == 0.0 and options["fps"] == 30.0 and files == ["clip.mp4"]

@@ -146,7 +146,7 @@ def test_the_shipped_model_teaches_a_student(fer_tiny, tmp_path):
 def test_compare_scores_models_their_average_and_pairs(fer_tiny, tmp_path):
     """bench/compare.py rebuilds the models' own validation split and prints each model's
     accuracy, their average's, and McNemar's test for the pair (a model of another split is
-    refused by the check_split that the teacher test covers). The second model has the first
+    refused by the cnn_split.split_mismatch check that the teacher test covers). The second model has the first
     one's file name in another folder, as every run's model.keras does: each keeps its own row."""
     model, classes, params = cnn_model.load_model(PRETRAINED)
     dense = [layer for layer in model.layers if layer.weights][-1]          # the output Dense
