@@ -8,11 +8,17 @@ Everything goes into out_dir (default log/): model.keras, history.csv,
 loss.png, accuracy.png, class_distribution.png and metrics.json.
 Started again after a crash or Ctrl-C, the same command resumes the run.
 --help lists every parameter with its default.
+
+Keras, TensorFlow and the modules that load them (cnn_model, cnn_device, cnn_teacher) are
+imported inside the functions that use them: a wrong option or folder is then said in a second,
+before TensorFlow's start of several seconds.
 """
 import errno
+import hashlib
 import os
 import shutil
 import sys
+import tempfile
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")   # keep TensorFlow's start-up chatter out of the way
@@ -148,7 +154,6 @@ def where_to_train(p):
 def worker_folder(out_dir, process):
     """A folder of a non-chief process's own, beside nothing of the chief's, holding a copy of the
     chief's backup and history (when there are any) so that it resumes from the same epoch."""
-    import tempfile
     folder = tempfile.mkdtemp(prefix=f"fer_process{process}_")
     for name in ("backup", "history.csv", "teacher.npz"):
         source = os.path.join(out_dir, name)
@@ -162,7 +167,6 @@ def worker_folder(out_dir, process):
 
 def weights_digest(model):
     """A short fingerprint of a network's weights: equal in every process of one run."""
-    import hashlib
     digest = hashlib.sha1()
     for weight in model.get_weights():
         digest.update(np.ascontiguousarray(weight, dtype=np.float32).tobytes())

@@ -563,3 +563,22 @@ def test_the_pipeline_without_tensorflow_runs_on_jax():
     assert result.returncode == 0, result.stdout[-3000:]
     assert "backend: jax" in result.stdout
     assert "4 passed" in result.stdout, result.stdout[-1000:]
+
+
+def test_a_run_weighs_its_classes_by_the_faces_after_augment_dataset(tmp_path, capsys):
+    """cnn_run's training set: augment_dataset balances the training faces first, and the class
+    weights are computed from what it leaves (the 8-class report's order), not from the files."""
+    import cnn_run
+    rng = np.random.default_rng(0)
+    for name, count in (("calm", 20), ("glad", 8), ("mad", 3)):
+        os.makedirs(tmp_path / "data" / "train" / name)
+        for i in range(count):
+            Image.fromarray(rng.integers(0, 256, (48, 48), dtype=np.uint8)).save(tmp_path / "data" / "train" / name / f"{i}.png")
+    p = cnn_params.get_params([f"--data_dir={tmp_path / 'data'}", f"--out_dir={tmp_path / 'run'}", "--validation_split=0",
+                               "--lr_schedule=cosine", "--augment_dataset=True", "--class_weights=True"])
+    data, (x_fit, y_fit), weights = cnn_run.training_set(p)
+    assert list(np.bincount(y_fit)) == [20, 20, 12]                     # n -> min(4n, largest)
+    assert weights == pytest.approx(cnn_data.class_weights(y_fit, 3))
+    assert weights[2] == pytest.approx(2.0) and weights[0] == weights[1] == pytest.approx(1.0)
+    assert weights != pytest.approx(cnn_data.class_weights(data["train"][1], 3))   # the files' counts weigh otherwise
+    assert "class_weights: calm 1.00, glad 1.00, mad 2.00" in capsys.readouterr().out

@@ -245,7 +245,7 @@ def test_ctrl_c_stops_cleanly_and_says_how_to_resume(demo_dir, tmp_path):
         history = list(csv.DictReader(f))
     done = len(history)
     assert done >= 2
-    # The results table shows where the stopped run stands, as a report's run resumed across sessions.
+    # The results table shows where the stopped run stands, as for a report's run resumed across several 3-hour budgets.
     (tmp_path / "runs").mkdir()
     os.symlink(tmp_path, tmp_path / "runs" / "fer_best")
     table = run_script("cnn_results.py", str(tmp_path / "runs"), str(tmp_path / "results.md"), cwd=tmp_path)
@@ -397,6 +397,16 @@ def test_all_training_faces_no_validation_keeps_the_last_epoch(fer_slice, fer_ti
     import cnn_model
     _, _, params = cnn_model.load_model(str(out / "model.keras"))
     assert params["validation_split"] == 0
+    # The run's flip-TTA figure is the model's own: cnn_eval.py scoring the same test faces with
+    # --tta=flip gets the same accuracy (a face more or less would move it by 1/105).
+    scored = run_script("cnn_eval.py", f"--model={out / 'model.keras'}", f"--images={os.path.join(fer_slice, 'test')}", "--tta=flip",
+                        f"--out={tmp_path / 'tta.json'}", "--annotate=False", cwd=tmp_path)
+    assert scored.returncode == 0, scored.stderr[-2000:]
+    report = json.loads((tmp_path / "tta.json").read_text())
+    assert report["n_scored"] == 7 * 15
+    assert report["accuracy"] == pytest.approx(metrics["test"]["tta_flip"]["accuracy"], abs=1e-4)
+    assert metrics["test"]["tta_flip"]["accuracy"] != metrics["test"]["accuracy"] or \
+        metrics["test"]["tta_flip"]["loss"] != metrics["test"]["loss"]           # flip TTA did score other inputs
 
 
 @pytest.mark.parametrize("args, words", [

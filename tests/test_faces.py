@@ -363,3 +363,25 @@ def test_faces_followed_between_searches_are_where_a_search_finds_them_and_a_new
         truth = search(picture(k), "mtcnn")
         for box in followed[k][2]:
             assert max(_iou(box, t) for t in truth) > 0.6, (k, box, truth)
+
+
+def test_the_timeline_draws_each_class_where_its_probability_is(tmp_path):
+    """plot_timeline's picture, read back: the first class's line (Matplotlib's blue) lies high
+    while its probability is 0.9 and low once it is 0.1; the second class's (orange) the other way."""
+    import cnn_plots
+    times = [k * 0.5 for k in range(20)]
+    rows = [[0.9, 0.1, 0.0] if k < 10 else [0.1, 0.9, 0.0] for k in range(20)]
+    cnn_plots.plot_timeline(times, rows, ["happy", "surprise", "sad"], str(tmp_path / "timeline.png"), "a clip")
+    picture = np.asarray(Image.open(tmp_path / "timeline.png").convert("RGB")).astype(int)
+    width = picture.shape[1]
+
+    def height_of(colour, columns):
+        near = np.abs(picture[:, columns] - colour).sum(axis=-1) < 60
+        ys, _ = np.nonzero(near)
+        assert len(ys) > 20, colour
+        return np.median(ys)                      # rows count down: a smaller row is higher up
+
+    left, right = slice(width // 6, width // 3), slice(2 * width // 3, 5 * width // 6)
+    blue, orange = (31, 119, 180), (255, 127, 14)
+    assert height_of(blue, left) < height_of(blue, right) - 100
+    assert height_of(orange, left) > height_of(orange, right) + 100
