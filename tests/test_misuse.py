@@ -115,7 +115,7 @@ def test_scoring_names_each_bad_file_skips_it_and_scores_the_rest(tmp_path, exte
     assert entry["path"] == "photo.jpg" and entry["predicted"] == "happy"
     comma = run_script("cnn_eval.py", "photo.jpg", "--model=a.keras,", cwd=tmp_path)
     assert comma.returncode != 0 and _last_line(comma) == \
-        "error: --model=a.keras,: an empty name in the list; expected PATH or PATH,PATH,... or one of shipped, fast"
+        "error: --model=a.keras,: an empty name in the list; expected PATH or PATH,PATH,... or one of shipped, fast, fastest"
 
 
 def test_a_finished_run_is_never_trained_over_silently_and_a_diverged_one_reports_nothing(tmp_path, demo_dir):
