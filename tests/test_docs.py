@@ -77,6 +77,12 @@ def test_every_option_is_in_the_option_reference_with_its_default():
         assert name in rows, name
         written = rows[name].replace("_", "") if isinstance(default, (int, float)) else rows[name].strip('"')
         assert str(default) == written or repr(default) == rows[name] or float(written) == default, (name, rows[name])
+    # Each row says what cnn_params.py's comment says (its first line), so the two cannot drift apart.
+    with open(os.path.join(REPO, "cnn_params.py")) as f:
+        comments = dict(re.findall(r"^(\w+) = [^#\n]*# ?(.*)$", f.read(), re.M))
+    for name, comment in comments.items():
+        row = next(line for line in text.splitlines() if line.startswith(f"| `--{name}` |"))
+        assert comment.strip().replace("|", "\\|") in row, (name, comment)
     for name, default in cnn_eval.OPTIONS.items():
         shown = default or '""'
         assert f"| `--{name}` | `{shown}` |" in text, name
