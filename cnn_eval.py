@@ -75,19 +75,16 @@ def parse_args(argv):
     if options["hide_faces"] not in ("True", "False"):
         sys.exit(f"error: --hide_faces={options['hide_faces']}: expected True or False")
     options["hide_faces"] = options["hide_faces"] == "True"
-    try:
-        given = options["fps"]
-        options["fps"] = float(given)
-        assert options["fps"] > 0
-    except (ValueError, AssertionError):
-        sys.exit(f"error: --fps={given}: expected frames per second, a number above 0, like --fps=2")
-    try:
-        given = options["search_every"]
-        options["search_every"] = float(given)
-        assert options["search_every"] >= 0
-    except (ValueError, AssertionError):
-        sys.exit(f"error: --search_every={given}: expected seconds, a number from 0 up, "
-                 f"like --search_every={cnn_faces.SEARCH_EVERY} (0: search every frame for faces)")
+    for name, allowed, takes in (
+            ("fps", lambda v: v > 0, "frames per second, a number above 0, like --fps=2"),
+            ("search_every", lambda v: v >= 0, f"seconds, a number from 0 up, like --search_every="
+                                                f"{cnn_faces.SEARCH_EVERY} (0: search every frame for faces)")):
+        try:
+            value = float(options[name])
+            assert allowed(value)
+        except (ValueError, AssertionError):
+            sys.exit(f"error: --{name}={options[name]}: expected {takes}")
+        options[name] = value
     if not options["max_image_pixels"].isdigit() or int(options["max_image_pixels"]) < 1:
         sys.exit(f"error: --max_image_pixels={options['max_image_pixels']}: expected a whole number of pixels, "
                  f"like --max_image_pixels={cnn_data.MAX_PIXELS}")

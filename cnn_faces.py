@@ -38,7 +38,7 @@ SHIPPED = os.path.join(HERE, "pretrained", "fer2013.keras")
 # several times faster a face on a CPU (docs/speed.md, "The fast models"); the default for video.
 FAST = os.path.join(HERE, "pretrained", "fer2013_int8.tflite")
 # A network a quarter the size (fer_sota), taught by the shipped one for an hour on 2 CPU cores, int8:
-# about 3 times faster again, some 2 points less accurate (pretrained/README.md, "The fastest model").
+# about 3 times faster again, some 2 points less accurate (pretrained/README.md, "The fast and the fastest models").
 FASTEST = os.path.join(HERE, "pretrained", "fer2013_fastest.tflite")
 MODELS = {"shipped": SHIPPED, "fast": FAST, "fastest": FASTEST}    # the names --model and the API take for these files
 DEFAULT_DETECTOR = "mtcnn"
