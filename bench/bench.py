@@ -42,8 +42,8 @@ import cnn_model
 import cnn_params
 
 # --policies=float32 skips bfloat16, which a CPU without AMX or AVX512-BF16 emulates at a tenth of the speed.
-ARGS = {"data_dir": "data/fer2013", "presets": "conv3,fer_sota,fer_best", "steps": "30", "images": "2048",
-        "policies": "float32,mixed_bfloat16", "stages": "", "epoch_starts": "0"}
+ARGS = {"data_dir": "data/fer2013", "presets": "conv3,fer_sota,fer_best", "steps": 30, "images": 2048,
+        "policies": "float32,mixed_bfloat16", "stages": "", "epoch_starts": 0}
 
 
 def timed(fn, repeat=1):
@@ -356,16 +356,16 @@ def main(argv):
     p = cnn_params.get_params(["--experiment=conv3"])
     print(f"TensorFlow {tf.__version__}, Keras {keras.__version__}, {cnn_device.machine()}")
     if args["presets"]:                  # --presets= (empty) with --stages=... prints table 5 alone
-        files, images, labels = load_sample(args["data_dir"], int(args["images"]))
+        files, images, labels = load_sample(args["data_dir"], args["images"])
         bench_input(files, p)
         presets = args["presets"].split(",")
-        bench_training(images, labels, presets, args["policies"].split(","), int(args["steps"]), p)
+        bench_training(images, labels, presets, args["policies"].split(","), args["steps"], p)
         bench_latency(presets)
     if args["stages"]:
-        bench_stages(args["stages"].split(","), int(args["steps"]), p)
-    if int(args["epoch_starts"]):
+        bench_stages(args["stages"].split(","), args["steps"], p)
+    if args["epoch_starts"]:
         _, images, labels = load_sample(args["data_dir"], 6400)     # 100 batches: about 12 s an epoch with AMX
-        bench_epoch_starts(images, labels, int(args["epoch_starts"]))
+        bench_epoch_starts(images, labels, args["epoch_starts"])
 
 
 if __name__ == "__main__":

@@ -30,7 +30,7 @@ import cnn_params
 
 ARGS = {"faces": os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "..", "shared", "data",
                               "external_faces"),
-        "detectors": ",".join(cnn_faces.DETECTORS + ("blazeface_short", "blazeface_full")), "seed": "0"}
+        "detectors": ",".join(cnn_faces.DETECTORS + ("blazeface_short", "blazeface_full")), "seed": 0}
 CANVAS = (2048, 1536)
 FACE_SHARE = 0.75                  # a face's width over its photo's width, in these 8 photos
 SIZES = (40, 60, 80, 120, 200, 400)
@@ -156,7 +156,7 @@ def main(argv):
             cnn_faces.check_detector(d)
             finders[d] = lambda rgb, d=d: cnn_faces.find_faces(rgb, d)
     photos = read_photos(args["faces"])
-    made = scenes(photos, int(args["seed"]))
+    made = scenes(photos, args["seed"])
     n_faces = sum(len(t) for *_, t in made)
     print(f"{len(made)} pictures, {n_faces} faces, composed from {len(photos)} photos (seed {args['seed']})\n")
     results = {}

