@@ -1,29 +1,30 @@
 """Score new face images, photos and videos with a saved model: every face in each.
 
-    python cnn_eval.py                                  # log/model.keras (else the shipped model) on test_images/
+    python cnn_eval.py                                  # log/model.keras (else the fast model) on test_images/
     python cnn_eval.py photo.jpg group.png clip.mp4     # every face in each, no training needed
     python cnn_eval.py --model=PATH --images=DIR        # DIR: class subfolders, or plain image files
     python cnn_eval.py my_photos/ photo.jpg             # a folder named on its own is read as --images reads it
     python cnn_eval.py --tta=flip                       # average each face with its mirror
     python cnn_eval.py --tta=crops                      # ten-crop: 4 corners and centre, each mirrored
     python cnn_eval.py --detect_faces=False photo.jpg   # the whole image is the face (default auto: found in photos)
-    python cnn_eval.py --detector=haar photo.jpg        # OpenCV's Haar cascade instead of MTCNN (the default)
+    python cnn_eval.py --detector=mtcnn photo.jpg       # MTCNN (needs TensorFlow) or haar instead of YuNet
     python cnn_eval.py --annotate=DIR photo.jpg         # where the copies with boxes go (default annotated/)
     python cnn_eval.py --hide_faces=True group.jpg      # those copies with each face pixelated, to share them
     python cnn_eval.py --fps=5 clip.mp4                 # frames scored per second of video (default 2)
     python cnn_eval.py --camera=0                       # a webcam, live, until Ctrl-C
-    python cnn_eval.py --search_every=0 --fps=30 clip.mp4   # MTCNN searches every frame (default: every
-                                                        # 0.5 s, following the faces it found in between)
+    python cnn_eval.py --detector=mtcnn --search_every=0 clip.mp4   # MTCNN searches every frame (default:
+                                                        # every 0.5 s, following its faces in between)
     python cnn_eval.py --model=a.keras,b.keras          # an ensemble: the models' probabilities averaged
-    python cnn_eval.py --model=fast photo.jpg           # the shipped network in int8 (the default for videos)
+    python cnn_eval.py --model=shipped photo.jpg        # the shipped network in Keras (needs TensorFlow)
     python cnn_eval.py --model=fastest clip.mp4         # a smaller network in int8: 3x faster again, 2 points less accurate
     python cnn_eval.py --max_image_pixels=200000000 big.png   # allow a larger image (default 89,478,485 pixels)
 
-Without --model it scores log/model.keras, or when there is none the shipped
-pretrained/fer2013.keras (--model=shipped), or for videos and the camera alone its int8
-copy pretrained/fer2013_int8.tflite (--model=fast: as accurate, several times faster). A small image that is itself a face (FER-2013's, test_images/)
-is scored whole; in a larger photo every face is found (MTCNN, or --detector=haar) and
-scored (cnn_faces.score_picture, the Python API's own path); and a copy with each box, class and confidence goes into annotated/ beside
+Without --model it scores log/model.keras after a training run, or else the fast model,
+pretrained/fer2013_int8.tflite (--model=fast: the shipped network in int8, as accurate, several
+times faster, run without TensorFlow). A model trained on the cartoon demo set scores
+test_images/ alone; named photos and videos then get the fast model. A small image that is
+itself a face (FER-2013's, test_images/) is scored whole; in a larger photo every face is found
+(YuNet, or --detector=mtcnn or haar) and scored (cnn_faces.score_picture, the Python API's own path); and a copy with each box, class and confidence goes into annotated/ beside
 eval.json. A video (any file OpenCV reads) is sampled --fps times a second; its
 entry in eval.json has every frame's faces, and timeline.png beside eval.json the
 probability of each class over time.
@@ -48,7 +49,6 @@ import cnn_faces
 import cnn_metrics
 import cnn_storage
 import cnn_params
-import cnn_plots
 import cnn_photos
 
 SHIPPED = cnn_faces.SHIPPED
@@ -104,33 +104,31 @@ def shown(path):
     return path if relative.startswith("..") else relative
 
 
-def choose_model(options, images_named, video_only=False):
+def choose_model(options, images_named):
     """The model files to score with, saying which when none was named: log/model.keras after a
-    training run, else the fast model for videos and the camera, the shipped model for anything
-    else. A model trained on the cartoon demo set, used on anything but test_images/, is said to be one."""
+    training run, else the fast model (the shipped network in int8, run without TensorFlow). A
+    model trained on the cartoon demo set is the default only for test_images/: photos and videos
+    named on the command line are then scored by the fast model, and the choice is said."""
     if options["model"]:
         paths = cnn_faces.model_paths(options["model"])
         if not all(paths):
             sys.exit(f"error: --model={options['model']}: an empty name in the list; expected PATH or PATH,PATH,... "
                      f"or one of {', '.join(cnn_faces.MODELS)}")
-    elif os.path.exists(os.path.join("log", "model.keras")):
-        paths = [os.path.join("log", "model.keras")]
-    elif video_only:
-        paths = [cnn_faces.FAST]
-        print(f"no log/model.keras here: scoring with the fast model {shown(cnn_faces.FAST)} (the shipped network "
-              f"in int8, as accurate and several times faster; --model=shipped for the .keras one)")
+        return paths
+    trained = os.path.join("log", "model.keras")
+    if os.path.exists(trained):
+        stored = (cnn_storage.stored_meta(trained) or {"params": {}})["params"]
+        trained_on = os.path.normpath(stored.get("data_dir", "-"))
+        cartoons = {os.path.normpath(stored.get("demo_dir", "data/demo")): "the built-in cartoon demo set",
+                    os.path.normpath(stored.get("qider_dir", "data/qider")): "the cartoon stand-in for QIDER"}
+        if trained_on not in cartoons or not images_named:
+            return [trained]
+        print(f"note: {trained} was trained on {cartoons[trained_on]}, not on real faces: scoring with the "
+              f"fast model instead (--model={trained} to use it anyway)")
     else:
-        paths = [SHIPPED]
-        print(f"no log/model.keras here: scoring with the shipped model {shown(SHIPPED)} "
-              f"(trained on FER-2013; no training needed)")
-    stored = (cnn_storage.stored_meta(paths[0]) or {"params": {}})["params"]
-    trained_on = os.path.normpath(stored.get("data_dir", "-"))
-    cartoons = {os.path.normpath(stored.get("demo_dir", "data/demo")): "the built-in cartoon demo set",
-                os.path.normpath(stored.get("qider_dir", "data/qider")): "the cartoon stand-in for QIDER"}
-    if trained_on in cartoons and images_named:
-        print(f"note: {paths[0]} was trained on {cartoons[trained_on]} ({stored['data_dir']}), not on real faces; "
-              f"for photos, use the shipped model: --model={shown(SHIPPED)}")
-    return paths
+        print(f"no log/model.keras here: scoring with the fast model {shown(cnn_faces.FAST)} (the shipped network "
+              f"in int8, no training needed; --model=shipped for its Keras original)")
+    return [cnn_faces.FAST]
 
 
 def gather(images_dir, files, classes):
@@ -174,8 +172,7 @@ FRAMES_IN_JSON = 2000        # frames a video's entry holds; more, and its frame
 def main(argv):
     options, files = parse_args(argv)
     named = bool(files or options["camera"]) or os.path.abspath(options["images"]) != os.path.abspath("test_images")
-    video_only = bool(options["camera"]) or bool(files) and all(cnn_photos.is_video(f) for f in files)
-    paths = choose_model(options, named, video_only)
+    paths = choose_model(options, named)
     try:
         scorer = cnn_faces.load_scorer(paths)
     except cnn_faces.FaceError as error:
@@ -244,6 +241,7 @@ def main(argv):
     if sheet_faces:
         # A sheet of thousands of faces would take minutes and gigabytes to draw; the
         # first SHEET_MAX show what the network saw, eval.json holds every prediction.
+        import cnn_plots        # matplotlib, imported once there is something to draw: a second less to start
         cnn_plots.contact_sheet(sheet_faces, classes, sheet)
     n_photos = sum(1 for e in predictions if "frames_file" not in e)
     shown = "" if n_photos <= SHEET_MAX else f" (the sheet shows the first {SHEET_MAX})"
@@ -270,6 +268,8 @@ def score_each(sources, kept, options, scorer, out, annotate, log):
                 entry = score_video(path, options, scorer, out, annotate, several=n_videos > 1)
             else:
                 entry, face_pixels = score_photo(path, true, options, scorer, annotate)
+        except cnn_faces.DetectorError as error:     # no file can be scored: said once
+            sys.exit(f"error: {error}")
         except ValueError as error:          # cnn_faces.FaceError names the file; a video's error does not
             print(f"skipped {error}" if isinstance(error, cnn_faces.FaceError) else f"skipped {path}: {error}")
             continue
@@ -405,6 +405,7 @@ def score_video(path, options, scorer, out, annotate, several):
     mean = np.mean(largest, axis=0) if largest else np.zeros(len(classes))
     entry.update(predicted=classes[int(np.argmax(mean))],
                  probabilities={c: round(float(q), 5) for c, q in zip(classes, mean)})
+    import cnn_plots
     cnn_plots.plot_timeline(times, largest, classes, entry["timeline"], f"{path}: each class over time")
     return entry
 

@@ -6,42 +6,43 @@
 
 detect_emotions returns one dict per face, largest first, as the `fer` package does:
 {"box": [x, y, w, h] in the picture's pixels, "emotions": {class: probability}}; [] when
-no face is found. The model (the shipped pretrained/fer2013.keras unless another is named)
-and the detector are loaded on first use and kept, so a loop over video frames loads each once.
+no face is found. The model (the fast model, pretrained/fer2013_int8.tflite, unless another is
+named) and the detector are loaded on first use and kept, so a loop over video frames loads each
+once; several threads may call the API at once. With the defaults, nothing here imports
+TensorFlow: a .keras model (model="shipped") or the mtcnn detector brings it in.
 
 The detectors (DETECTORS; docs/faces.md measures them on composed group photos):
-- "mtcnn", the default: the MTCNN cascade of the `mtcnn` package, whose weights ship inside its
-  wheel. It finds faces down to about 24 pixels, darker faces and tilted heads.
-- "haar": OpenCV's Haar cascade, inside the opencv-python-headless 4.x wheel. Faster, and
-  it misses more (small faces, darker faces, tilted heads).
+- "yunet", the default: YuNet-n (pretrained/yunet/, Apache-2.0), a 76k-parameter network that
+  OpenCV runs. It finds as many faces as MTCNN there, some 20 times faster.
+- "mtcnn": the MTCNN cascade of the `mtcnn` package (weights inside its wheel; needs TensorFlow).
+- "haar": OpenCV's Haar cascade, inside the opencv-python-headless 4.x wheel. It misses more
+  (small faces, darker faces, tilted heads).
 A new detector is one function here, named in DETECTORS.
 
-video_emotions(path) gives the same, frame by frame, for a video or a camera. In a video, MTCNN
-searches the whole frame every SEARCH_EVERY seconds of it and, in the frames between, follows
-the faces it found (followed_faces): several times faster, and a face that comes into view is
-found at the next search (docs/scoring.md, "Following faces in a video").
-cnn_eval.py scores through score_picture, the same function both use.
+video_emotions(path) gives the same, frame by frame, for a video or a camera. YuNet searches
+every frame. MTCNN, slower, searches the whole frame every SEARCH_EVERY seconds of it and, in
+the frames between, follows the faces it found (followed_faces; docs/scoring.md, "Following
+faces in a video"). cnn_eval.py scores through score_picture, the same function both use.
 """
 import os
+import threading
 
 import numpy as np
 from PIL import Image
 
 import cnn_data
-import cnn_model
 import cnn_params
 import cnn_photos
+import cnn_predict
+import pretrained
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-SHIPPED = os.path.join(HERE, "pretrained", "fer2013.keras")
-# The same network with its weights stored as int8, run by LiteRT: the same PublicTest accuracy,
-# several times faster a face on a CPU (docs/speed.md, "The fast models"); the default for video.
-FAST = os.path.join(HERE, "pretrained", "fer2013_int8.tflite")
-# A network a quarter the size (fer_sota), taught by the shipped one for an hour on 2 CPU cores, int8:
-# about 3 times faster again, some 2 points less accurate (pretrained/README.md, "The fast and the fastest models").
-FASTEST = os.path.join(HERE, "pretrained", "fer2013_fastest.tflite")
+SHIPPED, FAST, FASTEST, YUNET = pretrained.SHIPPED, pretrained.FAST, pretrained.FASTEST, pretrained.YUNET
 MODELS = {"shipped": SHIPPED, "fast": FAST, "fastest": FASTEST}    # the names --model and the API take for these files
-DEFAULT_DETECTOR = "mtcnn"
+DEFAULT_MODEL = "fast"  # as accurate as the shipped model on PublicTest, runs without TensorFlow (docs/speed.md)
+YUNET_SIDE = 1024       # pixels: a larger picture is shrunk to this longer side for YuNet. At 640, 40-pixel faces
+                        # of a 2048x1536 photo came out at 12 pixels and 17 % of them were missed (docs/faces.md)
+YUNET_THRESHOLD = 0.7   # YuNet keeps a face it is this sure of: every face of bench/faces.py, no false one
+DEFAULT_DETECTOR = "yunet"   # as many faces as MTCNN on bench/faces.py, some 20 times faster (docs/faces.md)
 FACE_MARGIN = 0.1       # a found face is cut out with this share of its size on each side, as FER-2013's faces are
 MIN_FACE = 24           # pixels: the smallest face looked for (a 40-pixel face is well above it)
 THUMBNAIL = 96          # pixels: the shorter side of the second look, for faces that fill the picture
@@ -52,6 +53,10 @@ ONET_THRESHOLD = 0.9    # MTCNN's last stage keeps a face it is this sure of (it
 
 class FaceError(ValueError):
     """A picture or an option the API cannot use, said in one line that names it."""
+
+
+class DetectorError(FaceError):
+    """A detector that cannot run at all (its model file missing or broken): no picture can be scored."""
 
 
 # ------------------------------------------------------------------ reading a picture
@@ -87,8 +92,9 @@ def read_picture(image):
 
 # ------------------------------------------------------------------ finding faces
 
-DETECTORS = ("mtcnn", "haar")
+DETECTORS = ("yunet", "mtcnn", "haar")
 _LOADED_DETECTORS = {}
+_LOCKS = {}                     # one per loaded detector or model: none of them may run in two threads at once
 
 
 def check_detector(name):
@@ -103,7 +109,7 @@ def find_faces(rgb, detector=None):
     name = check_detector(detector or DEFAULT_DETECTOR)
     if min(rgb.shape[:2]) < MIN_FACE:
         return []
-    return _largest_first({"mtcnn": _mtcnn_faces, "haar": _haar_faces}[name](rgb))
+    return _largest_first({"yunet": _yunet_faces, "mtcnn": _mtcnn_faces, "haar": _haar_faces}[name](rgb))
 
 
 def _largest_first(boxes):
@@ -115,14 +121,47 @@ def _largest_first(boxes):
     return kept
 
 
+def _yunet_faces(rgb):
+    """YuNet's faces in the whole picture, seen at most YUNET_SIDE pixels on its longer side."""
+    cv2 = cnn_data.opencv()
+    height, width = rgb.shape[:2]
+    scale = min(1.0, YUNET_SIDE / max(height, width))
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    small = rgb if scale == 1.0 else cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
+    bgr = np.ascontiguousarray(small[..., ::-1])
+    if "yunet" not in _LOADED_DETECTORS:
+        if not os.path.isfile(YUNET):
+            raise DetectorError(f"{YUNET}: the yunet detector's model file is missing; reinstall the toolkit "
+                                f"(or use --detector=haar)")
+        try:
+            _LOADED_DETECTORS["yunet"] = cv2.FaceDetectorYN.create(YUNET, "", size, YUNET_THRESHOLD, 0.3, 5000)
+        except cv2.error as error:
+            raise DetectorError(f"{YUNET}: not a face detector OpenCV can load ({str(error).strip().splitlines()[-1]}); "
+                                f"reinstall the toolkit (or use --detector=haar)") from None
+        _LOCKS["yunet"] = threading.Lock()
+    with _LOCKS["yunet"]:
+        detector = _LOADED_DETECTORS["yunet"]
+        detector.setInputSize(size)
+        _, found = detector.detect(bgr)
+    boxes = []
+    for x, y, w, h in ([] if found is None else found[:, :4] / scale):
+        left, top = max(x, 0), max(y, 0)
+        right, bottom = min(x + w, width), min(y + h, height)
+        if right - left >= MIN_FACE / 2 and bottom - top >= MIN_FACE / 2:
+            boxes.append((int(round(left)), int(round(top)), int(round(right - left)), int(round(bottom - top))))
+    return boxes
+
+
 def _mtcnn():
     """MTCNN (P-, R- and O-Net), its weights inside the mtcnn wheel, loaded on first use."""
     if "mtcnn" not in _LOADED_DETECTORS:
-        try:                            # imported on first use: --detector=haar works without it
+        try:                            # imported on first use: yunet and haar work without it and TensorFlow
             from mtcnn import MTCNN
         except ImportError:
-            raise ImportError('the mtcnn detector needs its package: pip install "mtcnn>=1.0,<2" '
-                              "(or use the haar detector)") from None
+            raise ImportError('the mtcnn detector needs TensorFlow and the mtcnn package, which the scorer alone '
+                              'does not install: pip install ".[train]" in the toolkit\'s folder (or pip install '
+                              '-r requirements.txt), or use --detector=yunet') from None
+        _LOCKS["mtcnn"] = threading.Lock()
         _LOADED_DETECTORS["mtcnn"] = MTCNN()
     return _LOADED_DETECTORS["mtcnn"]
 
@@ -146,8 +185,9 @@ def _mtcnn_faces(rgb):
         small = cv2.copyMakeBorder(small, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
         if min(small.shape[:2]) < 24:          # no pyramid scale fits: nothing P-Net could see
             continue
-        found = detector.detect_faces(np.ascontiguousarray(small), min_face_size=12,
-                                      threshold_onet=ONET_THRESHOLD)
+        with _LOCKS["mtcnn"]:
+            found = detector.detect_faces(np.ascontiguousarray(small), min_face_size=12,
+                                          threshold_onet=ONET_THRESHOLD)
         for face in found:
             x, y, w, h = face["box"]
             left, top = max((x - pad) / scale, 0), max((y - pad) / scale, 0)
@@ -162,7 +202,7 @@ def followed_faces(frames, detector=None, search_every=SEARCH_EVERY):
     seconds; in the frames between, each face found is followed: MTCNN's last stage (O-Net) looks
     again at a square about its last box, moves the box onto the face and keeps it while it is
     sure of a face. A face it loses starts a new search at once; a face that comes into view is
-    found at the next search. search_every=0, or the haar detector, searches every frame."""
+    found at the next search. search_every=0, or yunet or haar (fast enough), searches every frame."""
     name = check_detector(detector or DEFAULT_DETECTOR)
     boxes, searched = [], None
     for time_s, rgb in frames:
@@ -198,7 +238,8 @@ def _onet_refined(rgb, boxes, side=48):
     if "onet" not in _LOADED_DETECTORS:    # compiled once: a plain call costs more than the network
         import tensorflow as tf
         _LOADED_DETECTORS["onet"] = tf.function(lambda x: onet(x, training=False), reduce_retracing=True)
-    offsets, _, sure = (np.asarray(t) for t in _LOADED_DETECTORS["onet"]((np.stack(patches) - 127.5) / 128))
+    with _LOCKS["mtcnn"]:
+        offsets, _, sure = (np.asarray(t) for t in _LOADED_DETECTORS["onet"]((np.stack(patches) - 127.5) / 128))
     moved = []
     for (left, top, size), (dx1, dy1, dx2, dy2), (_, face) in zip(squares, offsets, sure):
         if face < ONET_THRESHOLD:
@@ -217,12 +258,14 @@ def _haar_faces(rgb):
     if "haar" not in _LOADED_DETECTORS:
         _LOADED_DETECTORS["haar"] = cv2.CascadeClassifier(
             os.path.join(cv2.data.haarcascades, "haarcascade_frontalface_alt2.xml"))
+        _LOCKS["haar"] = threading.Lock()
     grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
     height, width = grey.shape
     pad = max(height, width) // 4
     padded = cv2.copyMakeBorder(cv2.equalizeHist(grey), pad, pad, pad, pad, cv2.BORDER_REPLICATE)
-    found = _LOADED_DETECTORS["haar"].detectMultiScale(padded, scaleFactor=1.1, minNeighbors=5,
-                                                       minSize=(max(MIN_FACE, min(height, width) // 40),) * 2)
+    with _LOCKS["haar"]:
+        found = _LOADED_DETECTORS["haar"].detectMultiScale(padded, scaleFactor=1.1, minNeighbors=5,
+                                                           minSize=(max(MIN_FACE, min(height, width) // 40),) * 2)
     boxes = []
     for x, y, w, h in found:
         # Back in the picture's own pixels, clipped to it: the padding is not the photo.
@@ -278,27 +321,37 @@ def _resized(img, width, height):
 # ------------------------------------------------------------------ scoring
 
 _LOADED_MODELS = {}
+_LOADING = threading.Lock()     # two threads asking for the same model at once load it once
 
 
 def model_paths(model):
-    """The model files that `model` names: None (the shipped model), a path or a name of MODELS,
+    """The model files that `model` names: None (DEFAULT_MODEL), a path or a name of MODELS,
     or several (a list, or one string with commas)."""
-    names = [os.fspath(m) for m in model] if isinstance(model, (list, tuple)) else os.fspath(model or SHIPPED).split(",")
+    names = [os.fspath(m) for m in model] if isinstance(model, (list, tuple)) else os.fspath(model or DEFAULT_MODEL).split(",")
     return [MODELS.get(name, name) for name in names]
 
 
 def load_scorer(model=None):
     """The model(s) to score with, loaded once and kept: (models, class names). model: None (the
-    shipped model), "fast", "shipped", a .keras or .tflite path, or several (a list, or one string
-    with commas), whose probabilities are averaged. Raises FaceError naming a file that cannot be used."""
+    fast model), "fast", "fastest", "shipped", a .keras or .tflite path, or several (a list, or one
+    string with commas), whose probabilities are averaged. TensorFlow is imported only for a .keras
+    file. Raises FaceError naming a file that cannot be used, or saying what to install."""
     paths = model_paths(model)
     key = tuple(os.path.abspath(p) for p in paths)
-    if key not in _LOADED_MODELS:
-        try:
-            models, classes, _ = cnn_model.load_models(list(paths))
-        except cnn_model.ModelError as error:
-            raise FaceError(str(error)) from None
-        _LOADED_MODELS[key] = (models, classes)
+    with _LOADING:
+        if key not in _LOADED_MODELS:
+            load_keras = None
+            if any(cnn_predict.is_keras_file(p) and os.path.exists(p) for p in paths):
+                try:
+                    import cnn_model
+                    load_keras = cnn_model.load_model
+                except ImportError:
+                    pass                # load_models names the file and says what to install
+            try:
+                models, classes, _ = cnn_predict.load_models(list(paths), load_keras)
+            except cnn_predict.ModelError as error:
+                raise FaceError(str(error)) from None
+            _LOADED_MODELS[key] = (models, classes)
     return _LOADED_MODELS[key]
 
 
@@ -308,7 +361,7 @@ def score_faces(scorer, pixels, tta="none"):
     if not pixels:
         return np.zeros((0, len(classes)), np.float32)
     batch = np.stack(pixels)[..., None]
-    return np.mean([cnn_model.predict(m, batch, tta=tta) for m in models], axis=0)
+    return np.mean([cnn_predict.predict(m, batch, tta=tta) for m in models], axis=0)
 
 
 def score_picture(colour, scorer, detector=None, detect=True, tta="none", boxes=None):
@@ -326,8 +379,9 @@ def detect_emotions(image, model=None, detector=None, tta="none"):
     [{"box": [x, y, w, h], "emotions": {class: probability}}, ...], [] when there is none.
 
     image: a path, a PIL image, or a NumPy array (HxWx3 RGB uint8, or HxW grey uint8).
-    model: None (the shipped model), "fast" (the same network in int8, for video), "fastest" (a
-    smaller network in int8, some 2 points less accurate), a .keras or .tflite path, or several (averaged).
+    model: None or "fast" (the shipped network in int8, run by LiteRT), "shipped" (the same network
+    in Keras; needs TensorFlow), "fastest" (a smaller network in int8, some 2 points less
+    accurate), a .keras or .tflite path, or several (averaged).
     detector: one of DETECTORS (default DEFAULT_DETECTOR). tta: "none", "flip" or "crops".
     Raises FaceError (a ValueError) naming the file, the array or the option that is wrong."""
     if tta not in cnn_params.CHOICES["tta"]:
@@ -336,14 +390,14 @@ def detect_emotions(image, model=None, detector=None, tta="none"):
     return _answers(score_picture(read_picture(image), load_scorer(model), detector, True, tta))
 
 
-def video_emotions(source, fps=None, model="fast", detector=None, tta="none", search_every=SEARCH_EVERY):
+def video_emotions(source, fps=None, model=None, detector=None, tta="none", search_every=SEARCH_EVERY):
     """Every face of each frame of a video, frame by frame as it is read, never the whole video in
     memory: a generator of (time_s, faces), faces as detect_emotions gives them.
 
     source: a video file, or a camera's number (read live: the newest frame each time, until the
     camera stops). fps: frames looked at a second of video (None: every frame). model: as for
     detect_emotions; by default the fast model. search_every: seconds between searches of a whole
-    frame, the faces followed in between (followed_faces); 0 searches every frame."""
+    frame, the faces followed in between (followed_faces; MTCNN alone); 0 searches every frame."""
     if not isinstance(source, int):
         source = os.fspath(source)
     scorer = load_scorer(model)

@@ -1,13 +1,15 @@
-"""A TFLite model, run by LiteRT, that scores faces as a Keras model does.
+"""A TFLite model, run by LiteRT alone (no TensorFlow), that scores faces as a Keras model does.
 
-The fast model for video (`--model=fast`, pretrained/fer2013_int8.tflite) is the shipped network
-with its weights stored as int8 (cnn_export.py --format=tflite_int8): on the project's 2-core CPU
-it scores one face several times faster than Keras does, with the same PublicTest accuracy; the
-fastest (`--model=fastest`) is a smaller network stored the same way (docs/speed.md, "The fast models"). LiteModel offers what cnn_model.predict and cnn_faces use of
-a Keras model (input_shape, output_shape, predict_on_batch, predict), so test-time augmentation
-and the face pipeline work unchanged.
+The default model for scoring (`--model=fast`, pretrained/fer2013_int8.tflite) is the shipped
+network with its weights stored as int8 (cnn_export.py --format=tflite_int8): on a 2-core CPU it
+scores one face several times faster than Keras does, with the same PublicTest accuracy; the
+fastest (`--model=fastest`) is a smaller network stored the same way (docs/speed.md, "The fast
+models"). LiteModel offers what cnn_predict.predict and cnn_faces use of a Keras model
+(input_shape, output_shape, predict_on_batch, predict), so test-time augmentation and the face
+pipeline work unchanged, and it may be called from several threads.
 """
 import os
+import threading
 
 import numpy as np
 
@@ -19,6 +21,7 @@ class LiteModel:
         from ai_edge_litert.interpreter import Interpreter
         self.interpreter = Interpreter(model_path=path, num_threads=threads or os.cpu_count())
         self.interpreter.allocate_tensors()
+        self.lock = threading.Lock()
         self.given = self.interpreter.get_input_details()[0]
         self.answer = self.interpreter.get_output_details()[0]
         self.input_shape = (None, *self.given["shape"][1:])
@@ -26,10 +29,11 @@ class LiteModel:
 
     def predict_on_batch(self, images):
         rows = []
-        for image in np.asarray(images, np.float32):
-            self.interpreter.set_tensor(self.given["index"], image[None])
-            self.interpreter.invoke()
-            rows.append(self.interpreter.get_tensor(self.answer["index"])[0].copy())
+        with self.lock:         # an interpreter holds its input and output: one thread at a time
+            for image in np.asarray(images, np.float32):
+                self.interpreter.set_tensor(self.given["index"], image[None])
+                self.interpreter.invoke()
+                rows.append(self.interpreter.get_tensor(self.answer["index"])[0].copy())
         return np.array(rows, np.float32).reshape(-1, self.output_shape[-1])
 
     def predict(self, images, batch_size=None, verbose=0):

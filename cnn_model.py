@@ -19,11 +19,11 @@ import keras
 
 import cnn_callbacks
 import cnn_history
+import cnn_predict
 import cnn_storage
 
 
-class ModelError(Exception):
-    """A model file that cannot be used, said in one line."""
+ModelError = cnn_predict.ModelError       # a model file that cannot be used, said in one line
 
 
 # ------------------------------------------------------------------ build
@@ -170,13 +170,8 @@ def load_model(path):
     safe_mode=True: a file that carries code (a Lambda layer) is refused, and
     nothing in it is unpickled.
     """
-    if str(path).endswith(".tflite"):      # the fast model for video, or any exported TFLite file
-        import cnn_lite
-        try:
-            model, classes = cnn_lite.load_lite_model(path)
-        except ValueError as error:
-            raise ModelError(str(error)) from None
-        return model, classes, {}
+    if str(path).endswith(".tflite"):      # the fast models, or any exported TFLite file
+        return cnn_predict.load_lite(path)
     if os.path.isdir(path):
         raise ModelError(f"{path}: a folder where a .keras model file is expected (e.g. {os.path.join(path, 'model.keras')})")
     if not os.path.isfile(path):
@@ -201,25 +196,8 @@ def load_model(path):
 
 
 def load_models(paths):
-    """Several models saved by save_model, to be averaged (an ensemble, or a teacher):
-    the models, their class names and each one's stored parameters. A file that cannot
-    be used, or whose classes or input differ from the first's, is a one-line ModelError."""
-    models, classes, all_params = [], None, []
-    for path in paths:
-        model, its_classes, params = load_model(path)
-        _, height, width, _ = model.input_shape
-        if params and (params.get("img_height"), params.get("img_width")) != (height, width):
-            raise ModelError(f"{path}: its input is {height}x{width} but its stored parameters say "
-                             f"{params.get('img_height')}x{params.get('img_width')}; the file is inconsistent")
-        if not models:
-            classes = its_classes
-        elif (its_classes, model.input_shape) != (classes, models[0].input_shape):
-            raise ModelError(f"{path}: its classes ({', '.join(its_classes)}) or input {model.input_shape[1:]} differ "
-                             f"from {paths[0]}'s ({', '.join(classes)}; {models[0].input_shape[1:]}): an ensemble "
-                             f"averages models of the same classes and input")
-        models.append(model)
-        all_params.append(params)
-    return models, classes, all_params
+    """Several model files, .keras or .tflite, to be averaged: cnn_predict.load_models with Keras."""
+    return cnn_predict.load_models(paths, load_model)
 
 
 # ------------------------------------------------------------------ train
@@ -307,60 +285,13 @@ def finished_epochs(out_dir):
 
 # ------------------------------------------------------------------ predict
 
-def predict(model, images, tta="none", batch_size=256):
-    """Class probabilities for a (n, h, w, 1) array of 0..255 pixels.
-
-    Test-time augmentation averages the probabilities of several views of each face:
-    tta="flip": the image and its mirror (faces are near-symmetric, their labels fully so);
-    tta="crops": ten-crop, the four corner crops and the centre crop (CROP_FRACTION
-    of each side), each with its mirror, resized back to the input size.
-    """
-    if len(images) == 0:
-        return np.zeros((0, model.output_shape[-1]), np.float32)
-    if tta not in ("none", "flip", "crops"):
-        raise ValueError(f"unknown tta {tta!r}; use 'none', 'flip' or 'crops'")
-    images = images.astype(np.float32)
-    if tta == "none":
-        views = [images]
-    elif tta == "flip":
-        views = [images, images[:, :, ::-1]]
-    else:
-        views = ten_crop_views(images)
-    # A few faces (one photo's, one frame's) go through the compiled predict step directly:
-    # model.predict sets up a data adapter on every call, tens of milliseconds each.
-    run = ((lambda view: model.predict_on_batch(view)) if len(images) <= batch_size else
-           (lambda view: model.predict(view, batch_size=batch_size, verbose=0)))
-    probabilities = [np.asarray(run(view)) for view in views]
-    return np.mean(probabilities, axis=0)
-
-
-CROP_FRACTION = 0.9     # ten-crop side, as a fraction of the image side (43 of 48 pixels)
-
-
-def ten_crops(images, fraction=CROP_FRACTION):
-    """The 10 views of ten-crop TTA, each (n, c, c, channels): top-left, top-right,
-    bottom-left, bottom-right and centre crops, then the same five mirrored."""
-    h, w = images.shape[1:3]
-    ch, cw = int(round(h * fraction)), int(round(w * fraction))
-    corners = [(0, 0), (0, w - cw), (h - ch, 0), (h - ch, w - cw), ((h - ch) // 2, (w - cw) // 2)]
-    crops = [images[:, y:y + ch, x:x + cw] for y, x in corners]
-    return crops + [crop[:, :, ::-1] for crop in crops]
-
-
-def ten_crop_views(images, fraction=CROP_FRACTION):
-    """The ten crops resized back to the input size: what the network sees under tta="crops"."""
-    size = images.shape[1:3]
-    return [np.asarray(keras.ops.image.resize(crop, size)) for crop in ten_crops(images, fraction)]
-
-
-def predict_one(model, image):
-    """Probabilities for one (h, w, 1) image through the compiled predict step.
-
-    model.predict() sets up a data adapter and a progress bar on every call;
-    predict_on_batch reuses the compiled function, so one face costs about a
-    millisecond instead of tens (bench/bench.py measures both).
-    """
-    return np.asarray(model.predict_on_batch(image[None].astype(np.float32)))[0]
+# Prediction and test-time augmentation need no Keras, so that scoring installs without it; they
+# live in cnn_predict.py and keep their names here for the training side.
+predict = cnn_predict.predict
+predict_one = cnn_predict.predict_one
+ten_crops = cnn_predict.ten_crops
+ten_crop_views = cnn_predict.ten_crop_views
+CROP_FRACTION = cnn_predict.CROP_FRACTION
 
 
 if __name__ == "__main__":

@@ -42,6 +42,7 @@ def main(argv):
         return
     p = cnn_params.params_or_exit(argv)
     cnn_data.set_max_pixels(p["max_image_pixels"])
+    check_keras_installed()
     started = time.time()
     # 0. What can be checked before minutes of decoding. Several processes (multi_worker) meet first:
     #    JAX's must before any computation, and each must know whether it is the chief that writes out_dir.
@@ -126,6 +127,18 @@ def main(argv):
     cnn_model.clear_backup(p["out_dir"])     # only now: a crash above reruns the evaluation, not the training
     print(f"saved {model_path} and plots in {p['out_dir']}/ ({metrics['wall_time_s']:.0f} s; "
           f"training {metrics['training_time_s']:.0f} s over {len(history)} epochs, counting any before a resume)")
+
+
+def check_keras_installed():
+    """Exit in one line when Keras or every backend is missing (`pip install .` installs the scorer
+    alone), found without importing them: TensorFlow's start takes seconds."""
+    import importlib.util
+    backend = os.environ.get("KERAS_BACKEND", "tensorflow")
+    missing = [m for m in ("keras", backend if backend in ("tensorflow", "jax", "torch") else "tensorflow")
+               if importlib.util.find_spec(m) is None]
+    if missing:
+        sys.exit(f"error: training needs {' and '.join(missing)}, which the scorer alone does not install: "
+                 f'pip install ".[train]" in the toolkit\'s folder (or pip install -r requirements.txt)')
 
 
 def where_to_train(p):

@@ -78,17 +78,23 @@ def test_eval_scores_the_8_real_photos(fresh_user, external_faces):
     result = run_script("cnn_eval.py", f"--images={external_faces}", f"--out={home / 'ext.json'}", cwd=home)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "skipped" not in result.stdout
-    # The model the README's first command trained knows cartoons: scoring photos with it says so, and what to use.
-    assert ("note: log/model.keras was trained on the built-in cartoon demo set (data/demo), not on real faces; "
-            "for photos, use the shipped model: --model=") in result.stdout
+    # The model the README's first command trained knows cartoons: real photos get the fast model instead, said.
+    assert ("note: log/model.keras was trained on the built-in cartoon demo set, not on real faces: scoring with the "
+            "fast model instead (--model=log/model.keras to use it anyway)") in result.stdout
+    assert json.loads((home / "ext.json").read_text())["model"].endswith("fer2013_int8.tflite")
     on_its_own = run_script("cnn_eval.py", f"--out={home / 'own.json'}", cwd=home)          # its own test_images/
     assert on_its_own.returncode == 0 and "cartoon demo set" not in on_its_own.stdout
-    match = re.search(r"accuracy: (\d\.\d{4}) \((\d)/8\)$", result.stdout.strip())
+    assert json.loads((home / "own.json").read_text())["model"] == os.path.join("log", "model.keras")
+    match = re.search(r"accuracy: (\d\.\d{4}) \((\d)/(\d)\)$", result.stdout.strip())
     report = json.loads((home / "ext.json").read_text())
-    assert report["n_scored"] == 8 and {p["true"] for p in report["predictions"]} == set(os.listdir(external_faces))
+    # A folder the model has no class for (the fast model has 7; "negative" is the 8-class report's) is predicted only.
+    assert report["n_scored"] == 8 and {p["true"] for p in report["predictions"]} == {
+        c if c in report["classes"] else None for c in os.listdir(external_faces)}
     # The printed count is the photos whose predicted class is their folder's, however few a cartoon-trained model gets.
     right = sum(p["true"] == p["predicted"] for p in report["predictions"])
-    assert match and int(match.group(2)) == right and float(match.group(1)) == pytest.approx(right / 8, abs=1e-4)
+    labelled = sum(p["true"] is not None for p in report["predictions"])
+    assert match and int(match.group(2)) == right and int(match.group(3)) == labelled == report["n_labelled"]
+    assert float(match.group(1)) == pytest.approx(right / labelled, abs=1e-4)
 
 
 def test_eval_single_files_and_unknown_class_folders(fresh_user, tmp_path):
