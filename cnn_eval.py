@@ -12,6 +12,7 @@
     python cnn_eval.py --hide_faces=True group.jpg      # those copies with each face pixelated, to share them
     python cnn_eval.py --fps=5 clip.mp4                 # frames scored per second of video (default 2)
     python cnn_eval.py --camera=0                       # a webcam, live, until Ctrl-C
+    python cnn_eval.py --smooth=1 clip.mp4              # each person's answer averaged over 1 s (default 0.5; 0: none)
     python cnn_eval.py --detector=mtcnn --search_every=0 clip.mp4   # MTCNN searches every frame (default:
                                                         # every 0.5 s, following its faces in between)
     python cnn_eval.py --model=a.keras,b.keras          # an ensemble: the models' probabilities averaged
@@ -25,9 +26,11 @@ times faster, run without TensorFlow). A model trained on the cartoon demo set s
 test_images/ alone; named photos and videos then get the fast model. A small image that is
 itself a face (FER-2013's, test_images/) is scored whole; in a larger photo every face is found
 (YuNet, or --detector=mtcnn or haar) and scored (cnn_faces.score_picture, the Python API's own path); and a copy with each box, class and confidence goes into annotated/ beside
-eval.json. A video (any file OpenCV reads) is sampled --fps times a second; its
-entry in eval.json has every frame's faces, and timeline.png beside eval.json the
-probability of each class over time.
+eval.json. A video (any file OpenCV reads) is sampled --fps times a second; each face in it is
+given a person number that stays with that person while they are in view (cnn_people.py), and
+an answer smoothed over their last --smooth seconds. Its entry in eval.json has every frame's
+faces and each person seen ("people"), a CSV beside it a row per face, and timeline.png the
+probability of each class over time, a panel per person.
 
 A subfolder named after a class of the model is scored against that class (a file's
 largest face); any other subfolder, and loose files, are predicted only. It prints
@@ -39,6 +42,7 @@ saw it, with its top-3 classes.
 import json
 import os
 import sys
+from concurrent.futures import ThreadPoolExecutor
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -47,6 +51,7 @@ import numpy as np
 import cnn_data
 import cnn_faces
 import cnn_metrics
+import cnn_out_dir
 import cnn_storage
 import cnn_params
 import cnn_photos
@@ -54,7 +59,7 @@ import cnn_photos
 SHIPPED = cnn_faces.SHIPPED
 OPTIONS = {"model": "", "images": "test_images", "out": "", "tta": "none", "detect_faces": "auto",
            "detector": cnn_faces.DEFAULT_DETECTOR, "annotate": "", "hide_faces": "False", "fps": "2", "camera": "",
-           "search_every": str(cnn_faces.SEARCH_EVERY),
+           "search_every": str(cnn_faces.SEARCH_EVERY), "smooth": str(cnn_faces.SMOOTH_SECONDS),
            "max_image_pixels": str(cnn_data.MAX_PIXELS)}
 SHEET_MAX = 64    # faces drawn on eval.png
 
@@ -78,7 +83,9 @@ def parse_args(argv):
     for name, allowed, takes in (
             ("fps", lambda v: v > 0, "frames per second, a number above 0, like --fps=2"),
             ("search_every", lambda v: v >= 0, f"seconds, a number from 0 up, like --search_every="
-                                                f"{cnn_faces.SEARCH_EVERY} (0: search every frame for faces)")):
+                                                f"{cnn_faces.SEARCH_EVERY} (0: search every frame for faces)"),
+            ("smooth", lambda v: 0 <= v < float("inf"), f"seconds, a number from 0 up, like --smooth="
+                                                        f"{cnn_faces.SMOOTH_SECONDS} (0: each frame's answer alone)")):
         try:
             value = float(options[name])
             assert allowed(value)
@@ -95,6 +102,12 @@ def parse_args(argv):
     if options["out"] and os.path.isdir(options["out"]):
         sys.exit(f"error: --out={options['out']}: a folder; expected the JSON file to write, "
                  f"like --out={os.path.join(options['out'], 'eval.json')}")
+    if options["out"] and not options["out"].lower().endswith(".json"):
+        # eval.png, eval.jsonl and the frames files are named after it: another suffix could name a photo
+        sys.exit(f"error: --out={options['out']}: expected the .json file to write, like --out=results.json")
+    if options["camera"] and files:
+        sys.exit(f"error: --camera={options['camera']} with files named too ({' '.join(files[:3])}): score the "
+                 f"camera alone, or the files without --camera")
     return options, files
 
 
@@ -129,6 +142,41 @@ def choose_model(options, images_named):
         print(f"no log/model.keras here: scoring with the fast model {shown(cnn_faces.FAST)} (the shipped network "
               f"in int8, no training needed; --model=shipped for its Keras original)")
     return [cnn_faces.FAST]
+
+
+def check_outputs(out, annotate, sources):
+    """Exit in one line when an output would land on an input: the annotated copies in the very
+    folder of the photos they copy, or a file where their folder should be."""
+    if not annotate:
+        return
+    if os.path.isfile(annotate):
+        sys.exit(f"error: --annotate={annotate}: a file; expected the folder for the annotated copies")
+    here = os.path.realpath(annotate)
+    for path, _ in sources:
+        if os.path.exists(path) and os.path.realpath(os.path.dirname(path)) == here:
+            sys.exit(f"error: --annotate={annotate}: the folder of {path}, which is being scored; its annotated "
+                     f"copy would replace it. Give another folder, like --annotate=annotated_copies")
+
+
+def own_names(sources):
+    """Each source's name for what is written about it (annotated copy, frames file, CSV, timeline):
+    its file name without the suffix, with its folder's name before it where two sources share one
+    (photos/a.jpg and more/a.jpg), and a number after where that is not enough."""
+    stem = lambda path: os.path.splitext(os.path.basename(str(path)))[0].replace(" ", "_")
+    counts = {}
+    for path, _ in sources:
+        counts[stem(path)] = counts.get(stem(path), 0) + 1
+    names, given = {}, set()
+    for path, _ in sources:
+        name = stem(path)
+        if counts[name] > 1:
+            name = f"{os.path.basename(os.path.dirname(os.path.abspath(str(path))))}_{name}"
+        unique, k = name, 2
+        while unique in given:
+            unique, k = f"{name}_{k}", k + 1
+        given.add(unique)
+        names[path] = unique
+    return names
 
 
 def gather(images_dir, files, classes):
@@ -183,19 +231,37 @@ def main(argv):
     # of the toolkit, not a place for one person's results).
     beside = "." if os.path.abspath(paths[0]) in cnn_faces.MODELS.values() else os.path.dirname(os.path.abspath(paths[0]))
     out = os.path.normpath(options["out"] or os.path.join(beside, "eval.json"))
-    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
     annotate = "" if options["annotate"] == "False" else (options["annotate"] or
                                                              os.path.join(os.path.dirname(out), "annotated"))
     if options["camera"]:
         sources = [(options["camera"] if not options["camera"].isdigit() else f"camera {options['camera']}", None)]
     else:
         sources = gather(options["images"], files, classes)
+    check_outputs(out, annotate, sources)
+    try:
+        os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+    except OSError as error:
+        sys.exit(f"error: --out={out}: its folder cannot be made ({error.strerror})")
+    # One scoring run per eval.json: two would each say they wrote it, and keep only one's entries.
+    lock = os.path.splitext(out)[0] + ".lock"
+    cnn_out_dir.claim(lock, out, "--out")
+    try:
+        score_all(sources, options, scorer, paths, out, annotate)
+    finally:
+        cnn_out_dir.release(lock)
+
+
+def score_all(sources, options, scorer, paths, out, annotate):
+    """Score every source, print its rows, and write eval.json, eval.jsonl and eval.png."""
+    classes = scorer[1]
+    names = own_names(sources)
 
     # 1. Each file in turn: every face found (or the whole image when it is a face already, or when no
     #    face is found), scored, printed and drawn. Its entry goes to eval.jsonl at once, so a run
     #    that is killed keeps what it scored, and the same command carries on after it.
     settings = {"model": ",".join(paths), "detector": options["detector"], "tta": options["tta"],
-                "detect_faces": options["detect_faces"], "fps": options["fps"], "search_every": options["search_every"]}
+                "detect_faces": options["detect_faces"], "fps": options["fps"], "search_every": options["search_every"],
+                "smooth": options["smooth"], "hide_faces": options["hide_faces"]}
     log_path = os.path.splitext(out)[0] + ".jsonl"
     kept = carried_on(log_path, settings)
     log = open(log_path, "a" if kept else "w")
@@ -205,10 +271,10 @@ def main(argv):
     predictions, sheet_faces, n_scored, n_faces = [], [], 0, 0
     scored_probabilities, labels = [], []
     try:
-        for entry, face_pixels in score_each(sources, kept, options, scorer, out, annotate, log):
+        for entry, face_pixels in score_each(sources, kept, options, scorer, out, annotate, log, names):
             n_scored += 1
             n_faces += entry["n_faces"] if "frames_file" in entry else len(entry["faces"])
-            row = [entry["probabilities"][c] for c in classes]
+            row = [entry["probabilities"].get(c, 0.0) for c in classes]     # {} for a video with no face
             if entry["true"] is not None:
                 scored_probabilities.append(row)
                 labels.append(classes.index(entry["true"]))
@@ -222,7 +288,7 @@ def main(argv):
                  f"the same command carries on after them")
     if not n_scored:
         log.close()
-        sys.exit(f"error: no image could be read from {sources[0][0] if options['camera'] else ' '.join(files) or options['images']}")
+        sys.exit(f"error: no image could be read from {' '.join(str(p) for p, _ in sources[:3]) or options['images']}")
 
     # 2. Accuracy over the labelled files, eval.json, and eval.png of the photos' largest faces.
     result = cnn_metrics.score(np.array(scored_probabilities).reshape(-1, len(classes)),
@@ -241,8 +307,7 @@ def main(argv):
     if sheet_faces:
         # A sheet of thousands of faces would take minutes and gigabytes to draw; the
         # first SHEET_MAX show what the network saw, eval.json holds every prediction.
-        import cnn_plots        # matplotlib, imported once there is something to draw: a second less to start
-        cnn_plots.contact_sheet(sheet_faces, classes, sheet)
+        cnn_photos.contact_sheet(sheet_faces, classes, sheet)
     n_photos = sum(1 for e in predictions if "frames_file" not in e)
     shown = "" if n_photos <= SHEET_MAX else f" (the sheet shows the first {SHEET_MAX})"
     print(f"\nwrote {out}" + (f" and {sheet}{shown}" if sheet_faces else "") +
@@ -254,35 +319,47 @@ def main(argv):
         print(f"accuracy: {result['accuracy']:.4f} ({correct}/{result['n']})")
 
 
-def score_each(sources, kept, options, scorer, out, annotate, log):
+def score_each(sources, kept, options, scorer, out, annotate, log, names):
     """Each (path, true class) in turn, scored: its entry and, for a photo, its largest face's
     pixels (None for a video, or an entry kept from an earlier run), the entry written to the log
-    at once. A file that cannot be read is named and skipped."""
+    at once. A file that cannot be read is named and skipped. The next photo is decoded in a
+    second thread while this one is scored: decoding a phone photo takes about half as long as
+    finding its faces, and both let go of Python's lock."""
     n_videos = sum(1 for path, _ in sources if options["camera"] or cnn_photos.is_video(path))
-    for path, true in sources:
-        face_pixels = None
-        try:
-            if path in kept:
-                entry = kept[path]
-            elif options["camera"] or cnn_photos.is_video(path):
-                entry = score_video(path, options, scorer, out, annotate, several=n_videos > 1)
+    is_photo = lambda path: not (options["camera"] or cnn_photos.is_video(path)) and path not in kept
+    with ThreadPoolExecutor(1) as reader:
+        decoded = {}
+
+        def read_ahead(k):
+            if k < len(sources) and is_photo(sources[k][0]) and k not in decoded:
+                decoded[k] = reader.submit(cnn_faces.read_picture, sources[k][0])
+        for k, (path, true) in enumerate(sources):
+            read_ahead(k)
+            read_ahead(k + 1)
+            face_pixels = None
+            try:
+                if path in kept:
+                    entry = kept[path]
+                elif options["camera"] or cnn_photos.is_video(path):
+                    entry = score_video(path, options, scorer, out, annotate, names[path], several=n_videos > 1)
+                else:
+                    entry, face_pixels = score_photo(path, true, options, scorer, annotate, decoded.pop(k).result(),
+                                                     names[path])
+            except cnn_faces.DetectorError as error:     # no file can be scored: said once
+                sys.exit(f"error: {error}")
+            except ValueError as error:          # cnn_faces.FaceError names the file; a video's error does not
+                print(f"skipped {error}" if isinstance(error, cnn_faces.FaceError) else f"skipped {path}: {error}")
+                continue
+            except ImportError as error:         # the detector's package is not installed
+                sys.exit(f"error: {error}")
+            if "frames_file" in entry:
+                print_row(path, true, entry)
             else:
-                entry, face_pixels = score_photo(path, true, options, scorer, annotate)
-        except cnn_faces.DetectorError as error:     # no file can be scored: said once
-            sys.exit(f"error: {error}")
-        except ValueError as error:          # cnn_faces.FaceError names the file; a video's error does not
-            print(f"skipped {error}" if isinstance(error, cnn_faces.FaceError) else f"skipped {path}: {error}")
-            continue
-        except ImportError as error:         # the detector's package is not installed
-            sys.exit(f"error: {error}")
-        if "frames_file" in entry:
-            print_row(path, true, entry)
-        else:
-            for face in entry["faces"]:
-                print_row(path, true, face)
-        if path not in kept:
-            print(json.dumps({"entry": entry}), file=log, flush=True)
-        yield entry, face_pixels
+                for face in entry["faces"]:
+                    print_row(path, true, face)
+            if path not in kept:
+                print(json.dumps({"entry": entry}), file=log, flush=True)
+            yield entry, face_pixels
 
 
 def carried_on(log_path, settings):
@@ -314,10 +391,10 @@ def with_frames(entry):
         return dict(entry, frames=[json.loads(line) for line in f])
 
 
-def score_photo(path, true, options, scorer, annotate):
+def score_photo(path, true, options, scorer, annotate, colour, name):
     """One photo's entry in eval.json (every face, its own answer its largest face's), its rows
-    printed, its annotated copy written; and the largest face's pixels, for the contact sheet."""
-    colour = cnn_faces.read_picture(path)
+    printed, its annotated copy written (as `name`, own_names' for it); and the largest face's
+    pixels, for the contact sheet. colour: the photo, read by cnn_faces.read_picture."""
     input_shape = scorer[0][0].input_shape[1:3]
     frames = cnn_data.frame_count(path)
     if frames > 1:
@@ -325,16 +402,28 @@ def score_photo(path, true, options, scorer, annotate):
     if min(colour.size) < 16:
         print(f"note: {path}: {colour.width}x{colour.height} pixels, too small to show a face; scored whole anyway")
     faces = cnn_faces.score_picture(colour, scorer, options["detector"], options["detect_faces"], options["tta"])
+    found = bool(faces)
     if not faces:               # the command line falls back to the whole picture (the API returns [])
         print(f"note: {path}: no face found; using the whole image")
         faces = cnn_faces.score_picture(colour, scorer, options["detector"], False, options["tta"])
     entry = {"path": path, "true": true, "faces": [face_entry(f["box"], f["emotions"]) for f in faces]}
+    if not found and options["detect_faces"] is not False:
+        entry["no_face_found"] = True       # its one "face" is the whole picture
     entry.update(predicted=entry["faces"][0]["predicted"], probabilities=entry["faces"][0]["probabilities"])
     if annotate and options["detect_faces"] is not False and not cnn_faces.is_face_crop(colour.size, input_shape):
         os.makedirs(annotate, exist_ok=True)
-        cnn_photos.draw_faces(colour, entry["faces"], options["hide_faces"]).save(
-            cnn_photos.output_name(annotate, path, ""))
+        copy = os.path.join(annotate, name + os.path.splitext(path)[1])
+        draw_copy(colour, entry["faces"], options["hide_faces"], copy)
     return entry, faces[0]["pixels"]
+
+
+def draw_copy(colour, faces, hide, copy):
+    """The annotated copy of a photo, drawn and written; a copy that cannot be written (a full disk, a
+    read-only folder) is said in one line, and the scores stand."""
+    try:
+        cnn_photos.draw_faces(colour, faces, hide).save(copy)
+    except (OSError, ValueError) as error:
+        print(f"warning: {copy}: the annotated copy could not be written ({error})")
 
 
 def face_entry(box, emotions):
@@ -345,51 +434,71 @@ def face_entry(box, emotions):
 
 def print_row(path, true, face):
     shown = path if len(path) <= 47 else "..." + path[-44:]
-    where = f"{face['n_frames']} frames" if "frames_file" in face else ",".join(map(str, face["box"]))
+    where = (f"{face['n_frames']} frames, {len(face['people'])} people" if "frames_file" in face else
+             ",".join(map(str, face["box"])))
+    if face["predicted"] is None:               # a video in which no face was found
+        print(f"{shown:<48}{true or '-':>10}{'no face':>11}{'-':>12}  {where}")
+        return
     confidence = max(face["probabilities"].values())
     print(f"{shown:<48}{true or '-':>10}{face['predicted']:>11}{confidence:>12.3f}  {where}")
 
 
-def score_video(path, options, scorer, out, annotate, several):
-    """A video's entry in eval.json, or a camera's, scored frame by frame as it is read: each frame's
-    faces go to a frames file (JSON lines) beside eval.json as they come, and with annotate, the
-    frame with its boxes drawn to the annotated video; only each frame's largest face's
-    probabilities are kept, for the timeline plot and the video's own answer (the class of the
-    highest mean). A camera (--camera) runs live: the newest frame each time, a line printed per
-    frame (or a window, where there is a screen), until Ctrl-C or the end of the file standing in."""
+def score_video(path, options, scorer, out, annotate, name, several):
+    """A video's entry in eval.json, or a camera's, scored frame by frame as it is read. Each face is
+    given its person's number and smoothed answer (cnn_people); each frame's faces go to a frames
+    file (JSON lines) and a CSV beside eval.json as they come, and with annotate, the frame with its
+    boxes drawn to the annotated video. The entry lists the people seen, and the timeline plots
+    each of them (the MAX_PANELS seen longest); the video's own answer is the class of the highest
+    mean over every face. A camera (--camera) runs live: the newest frame each time, a line printed
+    per frame (or a window, where there is a screen), until Ctrl-C or the end of the file standing in."""
+    import csv
     from PIL import Image
+    import cnn_people
     classes = scorer[1]
     live = bool(options["camera"])
     source = int(options["camera"]) if options["camera"].isdigit() else path
     rate, frames = cnn_photos.live_frames(source) if live else cnn_photos.video_frames(source, options["fps"])
-    name = os.path.splitext(os.path.basename(str(path)))[0].replace(" ", "_")
     stem = os.path.splitext(out)[0]
-    entry = {"path": str(path), "true": None, "frames_file": f"{stem}_{name}_frames.jsonl", "n_frames": 0, "n_faces": 0,
+    entry = {"path": str(path), "true": None, "frames_file": f"{stem}_{name}_frames.jsonl",
+             "faces_csv": f"{stem}_{name}_faces.csv", "n_frames": 0, "n_faces": 0,
              "timeline": os.path.join(os.path.dirname(out), f"{name}_timeline.png" if several else "timeline.png")}
     if annotate:
         os.makedirs(annotate, exist_ok=True)
-        entry["annotated"] = cnn_photos.output_name(annotate, str(path), ".mp4")
+        entry["annotated"] = os.path.join(annotate, name + ".mp4")
     drawn = cnn_photos.VideoOut(entry.get("annotated"), rate) if annotate else None
     window = cnn_photos.live_window() if live else None
-    times, largest = [], []
-    with open(entry["frames_file"], "w") as frames_log:
+    people = cnn_people.People(smooth_seconds=options["smooth"])
+    series = {}                 # person: (times, probabilities), for the timeline
+    total = np.zeros(len(classes))
+    with open(entry["frames_file"], "w") as frames_log, open(entry["faces_csv"], "w", newline="") as table:
+        rows = csv.writer(table)
+        rows.writerow(["time_s", "person", "x", "y", "w", "h", "predicted", *classes])
         try:
             for time_s, rgb, boxes in cnn_faces.followed_faces(frames, options["detector"], options["search_every"]):
                 colour = Image.fromarray(rgb)
-                faces = cnn_faces.score_picture(colour, scorer, options["detector"], True, options["tta"], boxes)
-                frame = {"time_s": time_s, "faces": [face_entry(f["box"], f["emotions"]) for f in faces]}
+                faces = people.follow(time_s, cnn_faces.score_picture(colour, scorer, options["detector"], True,
+                                                                      options["tta"], boxes), rgb)
+                said = [dict(face_entry(f["box"], f["emotions"]), person=f["person"],
+                             smoothed={c: round(float(q), 5) for c, q in f["smoothed"].items()}) for f in faces]
+                frame = {"time_s": round(time_s, 4), "faces": said}
                 print(json.dumps(frame), file=frames_log, flush=True)
+                for face in said:
+                    rows.writerow([frame["time_s"], face["person"], *face["box"], face["predicted"],
+                                   *(face["probabilities"][c] for c in classes)])
+                    times, probabilities = series.setdefault(face["person"], ([], []))
+                    times.append(time_s)
+                    probabilities.append([face["probabilities"][c] for c in classes])
+                    total += probabilities[-1]
+                table.flush()
                 entry["n_frames"] += 1
                 entry["n_faces"] += len(faces)
-                if faces:
-                    times.append(time_s)
-                    largest.append(np.array([faces[0]["emotions"][c] for c in classes], np.float32))
                 if live and window is None:
                     print(f"{path} at {time_s:.1f} s: " + ("; ".join(
-                        f"{f['predicted']} {f['probabilities'][f['predicted']]:.2f} at {','.join(map(str, f['box']))}"
-                        for f in frame["faces"]) or "no face"), flush=True)
+                        f"person {f['person']}: {max(f['smoothed'], key=f['smoothed'].get)} "
+                        f"{max(f['smoothed'].values()):.2f} at {','.join(map(str, f['box']))}"
+                        for f in said) or "no face"), flush=True)
                 if drawn or window:
-                    picture = np.asarray(cnn_photos.draw_faces(colour, frame["faces"], options["hide_faces"]))
+                    picture = np.asarray(cnn_photos.draw_faces(colour, said, options["hide_faces"]))
                     if drawn:
                         drawn.write(picture, time_s)
                     if window:
@@ -402,11 +511,19 @@ def score_video(path, options, scorer, out, annotate, several):
                 drawn.close()
     if not entry["n_frames"]:
         raise ValueError("a video without a readable frame")
-    mean = np.mean(largest, axis=0) if largest else np.zeros(len(classes))
-    entry.update(predicted=classes[int(np.argmax(mean))],
-                 probabilities={c: round(float(q), 5) for c, q in zip(classes, mean)})
+    entry["people"] = people.summary()
+    if entry["n_faces"]:
+        mean = total / entry["n_faces"]
+        entry.update(predicted=classes[int(np.argmax(mean))],
+                     probabilities={c: round(float(q), 5) for c, q in zip(classes, mean)})
+    else:                       # no face in any frame: no answer, rather than the first class at 0
+        entry.update(predicted=None, probabilities={})
     import cnn_plots
-    cnn_plots.plot_timeline(times, largest, classes, entry["timeline"], f"{path}: each class over time")
+    longest = sorted(series.items(), key=lambda item: -len(item[1][0]))[:cnn_plots.MAX_PANELS]
+    cnn_plots.plot_people([(f"person {person}", times, probabilities) for person, (times, probabilities)
+                           in sorted(longest)] or [("no face", [], [])], classes, entry["timeline"],
+                          f"{path}: each class over time" + (f" ({len(longest)} of {len(series)} people)"
+                                                             if len(series) > len(longest) else ""))
     return entry
 
 

@@ -32,6 +32,7 @@ from PIL import Image
 
 import cnn_data
 import cnn_params
+import cnn_people
 import cnn_photos
 import cnn_predict
 import pretrained
@@ -41,11 +42,14 @@ MODELS = {"shipped": SHIPPED, "fast": FAST, "fastest": FASTEST}    # the names -
 DEFAULT_MODEL = "fast"  # as accurate as the shipped model on PublicTest, runs without TensorFlow (docs/speed.md)
 YUNET_SIDE = 1024       # pixels: a larger picture is shrunk to this longer side for YuNet. At 640, 40-pixel faces
                         # of a 2048x1536 photo came out at 12 pixels and 17 % of them were missed (docs/faces.md)
+VIDEO_SIDE = 480        # pixels: the same for a video's frames, searched every one: a 640x480 frame is seen at
+                        # 480x360, where a 24-pixel face is still 18 (docs/speed.md, "Video, end to end")
 YUNET_THRESHOLD = 0.7   # YuNet keeps a face it is this sure of: every face of bench/faces.py, no false one
 DEFAULT_DETECTOR = "yunet"   # as many faces as MTCNN on bench/faces.py, some 20 times faster (docs/faces.md)
 FACE_MARGIN = 0.1       # a found face is cut out with this share of its size on each side, as FER-2013's faces are
 MIN_FACE = 24           # pixels: the smallest face looked for (a 40-pixel face is well above it)
 THUMBNAIL = 96          # pixels: the shorter side of the second look, for faces that fill the picture
+SMOOTH_SECONDS = cnn_people.SMOOTH_SECONDS   # each person's answer in a video: averaged over this many seconds
 SEARCH_EVERY = 0.5      # seconds of video between MTCNN's searches of a whole frame (followed_faces)
 ONET_THRESHOLD = 0.9    # MTCNN's last stage keeps a face it is this sure of (its own default, 0.8, let
                         # busy backgrounds through: docs/faces.md)
@@ -104,12 +108,15 @@ def check_detector(name):
     return name
 
 
-def find_faces(rgb, detector=None):
-    """The faces in an RGB uint8 array (HxWx3), largest first, each as (x, y, w, h) in its pixels."""
+def find_faces(rgb, detector=None, video=False):
+    """The faces in an RGB uint8 array (HxWx3), largest first, each as (x, y, w, h) in its pixels.
+    video: the picture is a video's frame (YuNet then looks at it at VIDEO_SIDE, not YUNET_SIDE)."""
     name = check_detector(detector or DEFAULT_DETECTOR)
     if min(rgb.shape[:2]) < MIN_FACE:
         return []
-    return _largest_first({"yunet": _yunet_faces, "mtcnn": _mtcnn_faces, "haar": _haar_faces}[name](rgb))
+    if name == "yunet":
+        return _largest_first(_yunet_faces(rgb, VIDEO_SIDE if video else YUNET_SIDE))
+    return _largest_first({"mtcnn": _mtcnn_faces, "haar": _haar_faces}[name](rgb))
 
 
 def _largest_first(boxes):
@@ -121,11 +128,11 @@ def _largest_first(boxes):
     return kept
 
 
-def _yunet_faces(rgb):
-    """YuNet's faces in the whole picture, seen at most YUNET_SIDE pixels on its longer side."""
+def _yunet_faces(rgb, side):
+    """YuNet's faces in the whole picture, seen at most `side` pixels on its longer side."""
     cv2 = cnn_data.opencv()
     height, width = rgb.shape[:2]
-    scale = min(1.0, YUNET_SIDE / max(height, width))
+    scale = min(1.0, side / max(height, width))
     size = (max(1, round(width * scale)), max(1, round(height * scale)))
     small = rgb if scale == 1.0 else cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
     bgr = np.ascontiguousarray(small[..., ::-1])
@@ -212,7 +219,7 @@ def followed_faces(frames, detector=None, search_every=SEARCH_EVERY):
         else:
             lost = True
         if lost:
-            boxes, searched = find_faces(rgb, name), time_s
+            boxes, searched = find_faces(rgb, name, video=True), time_s
         yield time_s, rgb, boxes
 
 
@@ -390,24 +397,40 @@ def detect_emotions(image, model=None, detector=None, tta="none"):
     return _answers(score_picture(read_picture(image), load_scorer(model), detector, True, tta))
 
 
-def video_emotions(source, fps=None, model=None, detector=None, tta="none", search_every=SEARCH_EVERY):
+def video_emotions(source, fps=None, model=None, detector=None, tta="none", search_every=SEARCH_EVERY,
+                   smooth=SMOOTH_SECONDS):
     """Every face of each frame of a video, frame by frame as it is read, never the whole video in
-    memory: a generator of (time_s, faces), faces as detect_emotions gives them.
+    memory: a generator of (time_s, faces), faces as detect_emotions gives them, each also with
+    "person" (a number that stays with the same person while they are in view, never given twice
+    in one video) and "smoothed" (that person's emotions averaged over their last `smooth` seconds).
 
     source: a video file, or a camera's number (read live: the newest frame each time, until the
     camera stops). fps: frames looked at a second of video (None: every frame). model: as for
-    detect_emotions; by default the fast model. search_every: seconds between searches of a whole
-    frame, the faces followed in between (followed_faces; MTCNN alone); 0 searches every frame."""
+    detect_emotions; by default the fast model. search_every: with detector="mtcnn", seconds
+    between searches of a whole frame, the faces followed in between (followed_faces); 0 searches
+    every frame. Raises FaceError for a source or an option it cannot use."""
+    if isinstance(source, bool) or not isinstance(source, (int, str, os.PathLike)):
+        raise FaceError(f"a video source of type {type(source).__name__}; expected a path or a camera's number")
+    if isinstance(source, int) and source < 0:
+        raise FaceError(f"camera {source}: expected a camera's number from 0 up")
     if not isinstance(source, int):
         source = os.fspath(source)
+    for name, value in (("fps", fps), ("search_every", search_every), ("smooth", smooth)):
+        if value is not None and not (isinstance(value, (int, float)) and value >= 0 and value == value):
+            raise FaceError(f"{name} {value!r}: expected a number from 0 up")
+    if fps == 0:
+        raise FaceError("fps 0: expected frames a second above 0, or None for every frame")
+    check_detector(detector or DEFAULT_DETECTOR)
     scorer = load_scorer(model)
     try:
         _, frames = (cnn_photos.live_frames(source) if isinstance(source, int) else
                      cnn_photos.video_frames(source, fps or float("inf")))
     except ValueError as error:
         raise FaceError(f"{source}: {error}") from None
+    people = cnn_people.People(smooth_seconds=smooth)
     for time_s, rgb, boxes in followed_faces(frames, detector, search_every):
-        yield time_s, _answers(score_picture(Image.fromarray(rgb), scorer, detector, True, tta, boxes))
+        faces = people.follow(time_s, _answers(score_picture(Image.fromarray(rgb), scorer, detector, True, tta, boxes)), rgb)
+        yield time_s, faces
 
 
 def _answers(faces):

@@ -123,7 +123,14 @@ def claim_out_dir(out_dir):
     goes too when the run ends with nothing in it (refused on its data)."""
     made = not os.path.isdir(out_dir)
     os.makedirs(out_dir, exist_ok=True)
-    path = os.path.join(out_dir, LOCK_FILE)
+    claim(os.path.join(out_dir, LOCK_FILE), out_dir, "--out_dir")
+    atexit.register(release_out_dir, out_dir, made)
+
+
+def claim(path, what, option):
+    """Take the lock file at path for this process, or exit in one line naming the process that
+    holds it (`what` is the folder or file it guards, `option` the option that names another).
+    A lock left by a process that is gone is taken over, and that is said. Released at exit."""
     while True:
         try:
             fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
@@ -131,27 +138,31 @@ def claim_out_dir(out_dir):
         except FileExistsError:
             holder = _lock_holder(path)
             if holder.get("pid") == os.getpid() and holder.get("host") == socket.gethostname():
-                return                                  # ours: cnn_run.main called again in one process
+                return                                  # ours: main called again in one process
             if holder.get("host", socket.gethostname()) != socket.gethostname():
-                sys.exit(f"error: {out_dir} is in use by the run of pid {holder.get('pid')} on {holder['host']}, "
+                sys.exit(f"error: {what} is in use by the run of pid {holder.get('pid')} on {holder['host']}, "
                          f"started {holder.get('started')}; this machine cannot tell whether it still runs. Give "
-                         f"another --out_dir, or remove {path} if it does not")
+                         f"another {option}, or remove {path} if it does not")
             if _alive(holder.get("pid")):
-                sys.exit(f"error: {out_dir} is in use by the run of pid {holder['pid']}, started "
-                         f"{holder.get('started')}, still running; wait for it to end, or give another --out_dir")
+                sys.exit(f"error: {what} is in use by the run of pid {holder['pid']}, started "
+                         f"{holder.get('started')}, still running; wait for it to end, or give another {option}")
             print(f"note: {path}: left by pid {holder.get('pid')} (started {holder.get('started')}), which is no "
-                  f"longer running; taking the folder over")
+                  f"longer running; taking it over")
             os.remove(path)
     with os.fdopen(fd, "w") as f:
         json.dump({"pid": os.getpid(), "host": socket.gethostname(), "started": time.strftime("%Y-%m-%d %H:%M:%S")}, f)
-    atexit.register(release_out_dir, out_dir, made)
+    atexit.register(release, path)
+
+
+def release(path):
+    """Remove this process's lock file at path (another process's is left alone)."""
+    if os.path.exists(path) and _lock_holder(path).get("pid") == os.getpid():
+        os.remove(path)
 
 
 def release_out_dir(out_dir, made):
     """At the end of the run's process: remove its lock, and the folder if it made it and left it empty."""
-    path = os.path.join(out_dir, LOCK_FILE)
-    if os.path.exists(path) and _lock_holder(path).get("pid") == os.getpid():
-        os.remove(path)
+    release(os.path.join(out_dir, LOCK_FILE))
     if made and os.path.isdir(out_dir) and not os.listdir(out_dir):
         os.rmdir(out_dir)
 

@@ -275,16 +275,17 @@ RANGES = {"img_height": (8, 4096), "img_width": (8, 4096), "channels": (1, 1),
 def _in_range(name, value):
     """None when value lies in RANGES[name], else what it takes, in words."""
     low, high = RANGES[name]
+    finite = value == value and value not in (float("inf"), float("-inf"))    # not NaN, nor 1e999 read as infinity
     below = value <= low[0] if isinstance(low, list) else value < low
     above = high is not None and (value >= high[0] if isinstance(high, list) else value > high)
-    if not (below or above):
+    if finite and not (below or above):
         return None
     if low == high:
-        return f"of {low}"
+        return f"a number of {low}"
     words = [f"above {low[0]}" if isinstance(low, list) else f"at least {low}"]
     if high is not None:
         words.append(f"below {high[0]}" if isinstance(high, list) else f"at most {high}")
-    return " and ".join(words)
+    return ("a finite number, " if not finite else "a number ") + " and ".join(words)
 
 
 def _defaults():
@@ -342,7 +343,8 @@ def get_params(argv=()):
         raise ValueError(f"--teacher_weight={params['teacher_weight']}: a share, from 0 (labels only) to 1 (teacher only)")
     for name in RANGES:
         if _in_range(name, params[name]):
-            raise ValueError(f"--{name}={params[name]}: expected a number {_in_range(name, params[name])}")
+            typed = overrides.get(name, params[name])        # as typed: 1e999, not the inf it became
+            raise ValueError(f"--{name}={typed}: expected {_in_range(name, params[name])}")
     for name, allowed in CHOICES.items():
         if params[name] not in allowed:
             raise ValueError(f"--{name}={params[name]}: choose one of: {', '.join(allowed)}")

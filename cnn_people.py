@@ -1,6 +1,6 @@
 """Each person in a video followed from frame to frame, with their own emotions smoothed over time.
 
-The faces of a frame stand alone: a detector says where they are, not who they are. people()
+The faces of a frame stand alone: a detector says where they are, not who they are. People.follow()
 gives each face a person number that stays the same while the same person stays in view, from
 what a face keeps between frames (where it is, how large, which way it moves): each person's
 box is carried forward at their last speed, and each face of the next frame goes to the person
@@ -22,37 +22,86 @@ KEEP_SECONDS = 1.0      # a person unseen this long is gone: a short look away i
 SMOOTH_SECONDS = 0.5    # the window each person's probabilities are averaged over (0: none)
 REACH = 0.8             # how far a face may be from a person's carried box, in the box's sizes, to be theirs
 REACH_PER_SECOND = 1.5  # ... and how much farther for each second the person was not seen
+STALE = 1.0             # added to the distance for each second unseen: where a face could be two people's (one
+                        # just passed in front of the other), it goes to the one seen last
+CUT = 0.5               # a frame whose brightness histogram differs this much from the last one's (half its
+                        # mass moved) is a scene cut: everyone in it is new
 SIZES = (0.6, 1.6)      # a face's width over the person's: outside this it is someone else
 
 
-def people(stream, keep_seconds=KEEP_SECONDS, smooth_seconds=SMOOTH_SECONDS):
-    """A generator over a stream of (time_s, faces), faces as cnn_faces.detect_emotions gives them
-    (dicts with "box" and "emotions"): yields (time_s, faces), each face given "person" (a number
-    from 1) and "smoothed" (its person's emotions averaged over smooth_seconds)."""
-    tracks, next_number = [], 1
-    for time_s, faces in stream:
-        tracks = [t for t in tracks if time_s - t["seen"] <= keep_seconds]
-        pairs = sorted((_distance(t, face["box"], time_s), k, j)
-                       for k, t in enumerate(tracks) for j, face in enumerate(faces))
-        taken_tracks, taken_faces, owner = set(), set(), {}
-        for distance, k, j in pairs:
-            if distance > REACH + REACH_PER_SECOND * (time_s - tracks[k]["seen"]) or k in taken_tracks or j in taken_faces:
-                continue
-            taken_tracks.add(k), taken_faces.add(j)
-            owner[j] = tracks[k]
+class People:
+    """The people of one video or camera stream: follow() each frame's faces in turn, then summary()."""
+
+    def __init__(self, keep_seconds=KEEP_SECONDS, smooth_seconds=SMOOTH_SECONDS):
+        self.keep_seconds, self.smooth_seconds = keep_seconds, smooth_seconds
+        self.tracks = []            # the people in view or lately seen
+        self.everyone = {}          # person number: what summary() reports of them, kept after they leave
+        self.next_number = 1
+        self.last_histogram = None
+
+    def follow(self, time_s, faces, picture=None):
+        """The faces of the frame at time_s (dicts with "box" and "emotions", as cnn_faces gives them),
+        each given "person" (a number from 1) and "smoothed" (its person's emotions averaged over
+        the last smooth_seconds of their frames). picture: the frame (an RGB array), to tell a scene cut."""
+        if picture is not None and self._cut(picture):
+            self.tracks = []
+        self.tracks = [t for t in self.tracks if time_s - t["seen"] <= self.keep_seconds]
+        pairs = sorted((_distance(t, face["box"], time_s) + STALE * (time_s - t["seen"]), k, j)
+                       for k, t in enumerate(self.tracks) for j, face in enumerate(faces))
+        taken_tracks, owner = set(), {}
+        for cost, k, j in pairs:
+            unseen = time_s - self.tracks[k]["seen"]
+            if cost - STALE * unseen <= REACH + REACH_PER_SECOND * unseen and k not in taken_tracks and j not in owner:
+                taken_tracks.add(k)
+                owner[j] = self.tracks[k]
         answered = []
         for j, face in enumerate(faces):
             track = owner.get(j)
             if track is None:
-                track = {"person": next_number, "box": face["box"], "seen": time_s, "velocity": (0.0, 0.0), "recent": []}
-                next_number += 1
-                tracks.append(track)
+                track = {"person": self.next_number, "box": face["box"], "seen": time_s, "velocity": (0.0, 0.0),
+                         "recent": []}
+                self.next_number += 1
+                self.tracks.append(track)
             else:
                 _move(track, face["box"], time_s)
-            track["recent"] = [(t, e) for t, e in track["recent"] if time_s - t < smooth_seconds] + [(time_s, face["emotions"])]
+            track["recent"] = ([(t, e) for t, e in track["recent"] if time_s - t < self.smooth_seconds] +
+                               [(time_s, face["emotions"])])
             smoothed = {c: float(np.mean([e[c] for _, e in track["recent"]])) for c in face["emotions"]}
+            self._count(track["person"], time_s, face["emotions"])
             answered.append(dict(face, person=track["person"], smoothed=smoothed))
-        yield time_s, answered
+        return answered
+
+    def _cut(self, picture):
+        """Whether this frame begins a new scene: its brightness histogram (of every 8th pixel) against
+        the last frame's. People walking, turning or passing change it little; a cut to another place does."""
+        grey = np.asarray(picture)[::8, ::8].mean(axis=-1) if np.ndim(picture) == 3 else np.asarray(picture)[::8, ::8]
+        histogram = np.histogram(grey, bins=32, range=(0, 256))[0] / max(grey.size, 1)
+        cut = self.last_histogram is not None and 0.5 * np.abs(histogram - self.last_histogram).sum() > CUT
+        self.last_histogram = histogram
+        return bool(cut)
+
+    def _count(self, person, time_s, emotions):
+        seen = self.everyone.setdefault(person, {"first_s": time_s, "n_frames": 0, "sums": dict.fromkeys(emotions, 0.0),
+                                                 "answers": {}})
+        seen["last_s"] = time_s
+        seen["n_frames"] += 1
+        for c, q in emotions.items():
+            seen["sums"][c] += q
+        predicted = max(emotions, key=emotions.get)
+        seen["answers"][predicted] = seen["answers"].get(predicted, 0) + 1
+
+    def summary(self):
+        """Each person seen, in order of first sight: person, first_s, last_s, n_frames, emotions
+        (the mean of their raw probabilities), predicted (its top class) and shares (of their
+        frames, by the class predicted in each)."""
+        listed = []
+        for person, seen in self.everyone.items():
+            n = seen["n_frames"]
+            mean = {c: round(total / n, 5) for c, total in seen["sums"].items()}
+            listed.append({"person": person, "first_s": round(seen["first_s"], 3), "last_s": round(seen["last_s"], 3),
+                           "n_frames": n, "emotions": mean, "predicted": max(mean, key=mean.get),
+                           "shares": {c: round(k / n, 4) for c, k in sorted(seen["answers"].items())}})
+        return listed
 
 
 def _centre(box):
@@ -83,20 +132,3 @@ def _move(track, box, time_s):
         vx, vy = (nx - ox) / elapsed, (ny - oy) / elapsed
         track["velocity"] = (0.5 * track["velocity"][0] + 0.5 * vx, 0.5 * track["velocity"][1] + 0.5 * vy)
     track["box"], track["seen"] = box, time_s
-
-
-def summary(rows, classes):
-    """Each person of a video, from their faces: [{"person", "first_s", "last_s", "n_frames",
-    "emotions" (mean), "predicted", "shares" (of their frames, by predicted class)}], in order of
-    first sight. rows: (time_s, person, emotions, predicted) for each face of each frame."""
-    seen = {}
-    for time_s, person, emotions, predicted in rows:
-        seen.setdefault(person, []).append((time_s, emotions, predicted))
-    people_seen = []
-    for person, faces in seen.items():
-        mean = {c: round(float(np.mean([e[c] for _, e, _ in faces])), 5) for c in classes}
-        counts = {c: sum(1 for *_, p in faces if p == c) for c in classes}
-        people_seen.append({"person": person, "first_s": round(faces[0][0], 3), "last_s": round(faces[-1][0], 3),
-                            "n_frames": len(faces), "emotions": mean, "predicted": max(mean, key=mean.get),
-                            "shares": {c: round(n / len(faces), 4) for c, n in counts.items() if n}})
-    return people_seen

@@ -1,6 +1,6 @@
 """Photos and videos around the faces: a video's frames as a stream, a camera live, each photo or
 frame drawn with its faces' answers, the annotated video written frame by frame, a live window,
-and the timeline of a video's classes.
+and the contact sheet of the faces scored (eval.png).
 
 cnn_faces.py finds and scores the faces; cnn_eval.py puts the two together. Nothing here holds
 more than a frame or two: a two-hour film costs the memory of a few frames.
@@ -155,7 +155,8 @@ def live_window():
 
 def draw_faces(colour, faces, hide=False):
     """A copy of an RGB image with each face's box, class and confidence drawn on it.
-    faces: entries of eval.json ({"box": [x, y, w, h], "predicted": ..., "probabilities": {...}}).
+    faces: entries of eval.json ({"box": [x, y, w, h], "predicted": ..., "probabilities": {...}}); a
+    video's faces with a "person" are labelled with that number and their smoothed answer.
     hide: each face pixelated first (10 x 10 blocks), to share the answer without the face."""
     picture = colour.copy()
     if hide:
@@ -169,7 +170,12 @@ def draw_faces(colour, faces, hide=False):
     for face in faces:
         x, y, w, h = face["box"]
         pen.rectangle((x, y, x + w, y + h), outline=(255, 40, 40), width=thickness)
-        label = f"{face['predicted']} {face['probabilities'][face['predicted']]:.2f}"
+        if "person" in face:
+            answer = face["smoothed"]
+            said = max(answer, key=answer.get)
+            label = f"#{face['person']} {said} {answer[said]:.2f}"
+        else:
+            label = f"{face['predicted']} {face['probabilities'][face['predicted']]:.2f}"
         left, top, right, bottom = pen.textbbox((x, y), label, font=font)
         above = max(0, y - (bottom - top) - 2 * thickness)
         pen.rectangle((x, above, x + (right - left) + 2 * thickness, above + (bottom - top) + 2 * thickness),
@@ -178,7 +184,34 @@ def draw_faces(colour, faces, hide=False):
     return picture
 
 
-def output_name(folder, path, suffix):
-    """Where the annotated copy of `path` goes in `folder`: its own name, suffix changed where needed."""
-    stem, ext = os.path.splitext(os.path.basename(path))
-    return os.path.join(folder, stem + (suffix or ext))
+CELL, FACE_SIDE = (200, 300), 144   # a contact sheet's cell, and its face (the network's crop, enlarged)
+BLUE, GREEN, RED = (31, 119, 180), (0, 128, 0), (214, 39, 40)
+
+
+def contact_sheet(sheet_faces, classes, path, columns=8):
+    """eval.png: each photo's largest face as the network saw it, under its file name, true and
+    predicted class (green when right, red when wrong), over bars of its top 3 classes.
+    sheet_faces: (pixels, path, true class or None, probabilities) per photo. Drawn with Pillow:
+    Matplotlib took about a second a row of eight."""
+    cols = min(len(sheet_faces), columns)
+    rows = -(-len(sheet_faces) // cols)
+    sheet = Image.new("RGB", (CELL[0] * cols, CELL[1] * rows), "white")
+    pen = ImageDraw.Draw(sheet)
+    font = ImageFont.load_default(size=12)
+    for i, (face, name, true, probabilities) in enumerate(sheet_faces):
+        left, top = (i % cols) * CELL[0], (i // cols) * CELL[1]
+        probabilities = np.asarray(probabilities, dtype=np.float64)
+        predicted = classes[int(probabilities.argmax())]
+        colour = "black" if true is None else (GREEN if true == predicted else RED)
+        for line, text in enumerate((os.path.basename(name)[:24], f"true: {true or '?'}", f"predicted: {predicted}")):
+            pen.text((left + CELL[0] // 2, top + 4 + 14 * line), text, fill=colour, font=font, anchor="mt")
+        grey = Image.fromarray(np.asarray(face, dtype=np.uint8)).resize((FACE_SIDE, FACE_SIDE), Image.Resampling.NEAREST)
+        sheet.paste(grey.convert("RGB"), (left + (CELL[0] - FACE_SIDE) // 2, top + 50))
+        for rank, k in enumerate(np.argsort(probabilities)[::-1][:3]):
+            y = top + 50 + FACE_SIDE + 10 + 26 * rank
+            pen.text((left + 8, y + 2), classes[k][:9], fill="black", font=font)
+            bar_left, bar_width = left + 78, CELL[0] - 78 - 10
+            pen.rectangle((bar_left, y, bar_left + bar_width, y + 16), outline=(200, 200, 200))
+            if probabilities[k] > 0:
+                pen.rectangle((bar_left, y, bar_left + int(round(probabilities[k] * bar_width)), y + 16), fill=BLUE)
+    sheet.save(path)

@@ -2,8 +2,8 @@
 
 A training run (cnn_run.py) draws loss.png and accuracy.png (both reports' curves), the class
 counts of each split, a sample of augmented faces, and for each scored split a confusion matrix
-and per-class recall and precision. Scoring (cnn_eval.py) draws eval.png, each photo's face as
-the network saw it with its top-3 classes, and for a video its timeline.
+and per-class recall and precision. Scoring (cnn_eval.py) draws a video's timeline, a panel per
+person (eval.png, the photos' faces, is drawn with Pillow in cnn_photos.py).
 """
 import os
 
@@ -106,44 +106,28 @@ def plot_per_class(m, classes, title, path):
 
 def plot_timeline(times, rows, classes, path, title):
     """The probability of each class over the video's time: rows[i] holds the class probabilities
-    of the largest face at times[i] (frames with no face are left out)."""
-    rows = np.asarray(rows, dtype=np.float32).reshape(-1, len(classes))
-    fig, ax = plt.subplots(figsize=(8, 4))
-    for k, c in enumerate(classes):
-        ax.plot(times, rows[:, k], label=c)
-    ax.set_xlabel("time (s)")
-    ax.set_ylabel("probability (largest face)")
-    ax.set_ylim(0, 1)
-    ax.set_title(title)
-    ax.legend(fontsize=7, ncol=4)
-    ax.grid(alpha=0.3)
+    of one face at times[i] (frames without it are left out)."""
+    plot_people([("probability", times, rows)], classes, path, title)
+
+
+MAX_PANELS = 6      # people drawn on a video's timeline: those seen longest, each in a panel of their own
+
+
+def plot_people(panels, classes, path, title):
+    """The probability of each class over time, one panel per person: panels holds (label, times,
+    rows), rows[i] the person's class probabilities at times[i] (frames without them left out)."""
+    fig, axes = plt.subplots(len(panels), 1, figsize=(8, 4 if len(panels) == 1 else 1.2 + 2 * len(panels)),
+                             sharex=True, squeeze=False)
+    for ax, (label, times, rows) in zip(axes[:, 0], panels):
+        rows = np.asarray(rows, dtype=np.float32).reshape(-1, len(classes))
+        for k, c in enumerate(classes):
+            ax.plot(times, rows[:, k], label=c)
+        ax.set_ylabel(label)
+        ax.set_ylim(0, 1)
+        ax.grid(alpha=0.3)
+    axes[0, 0].set_title(title)
+    axes[0, 0].legend(fontsize=7, ncol=4)
+    axes[-1, 0].set_xlabel("time (s)")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
-    plt.close(fig)
-
-
-def contact_sheet(sheet_faces, classes, path, columns=8):
-    """Each photo's largest face as fed to the network, its true and predicted class, and top-3 bars.
-    sheet_faces: (pixels, path, true class or None, probabilities) per photo."""
-    cols = min(len(sheet_faces), columns)
-    rows = -(-len(sheet_faces) // cols)
-    fig = plt.figure(figsize=(1.9 * cols, 3.1 * rows))
-    grid = fig.add_gridspec(2 * rows, cols, height_ratios=[3, 1.2] * rows, hspace=0.45)
-    for i, (face, path_i, true, probs) in enumerate(sheet_faces):
-        r, c = divmod(i, cols)
-        probs = np.asarray(probs)
-        predicted = classes[int(probs.argmax())]
-        colour = "black" if true is None else ("green" if true == predicted else "red")
-        ax = fig.add_subplot(grid[2 * r, c])
-        ax.imshow(face, cmap="gray", vmin=0, vmax=255)
-        ax.set_title(f"{os.path.basename(path_i)[:16]}\ntrue: {true or '?'}\npredicted: {predicted}",
-                     fontsize=7, color=colour)
-        ax.axis("off")
-        top3 = np.argsort(probs)[::-1][:3]
-        bars = fig.add_subplot(grid[2 * r + 1, c])
-        bars.barh(range(3), probs[top3][::-1], color="tab:blue")
-        bars.set_yticks(range(3), [classes[k] for k in top3[::-1]], fontsize=6)
-        bars.set_xlim(0, 1)
-        bars.tick_params(axis="x", labelsize=5)
-    fig.savefig(path, dpi=100, bbox_inches="tight")
     plt.close(fig)

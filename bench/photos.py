@@ -1,7 +1,7 @@
 """Start-up and seconds a photo: scoring a folder of photos as a user does, with the defaults and with
 the toolkit's earlier ones (the shipped Keras model and MTCNN).
 
-    python bench/photos.py [--faces=../shared/data/external_faces] [--photos=24] [--repeats=3]
+    python bench/photos.py [--faces=../shared/data/external_faces] [--photos=100] [--repeats=3]
 
 1. Start-up: the seconds from a fresh `python` to the first face of one photo, through the API
    (`cnn_faces.detect_emotions(path)`) and through the command line (`python cnn_eval.py photo.jpg`),
@@ -29,7 +29,7 @@ from PIL import Image
 
 import cnn_params
 
-ARGS = {"faces": os.path.join(HERE, "..", "shared", "data", "external_faces"), "photos": 24, "repeats": 3}
+ARGS = {"faces": os.path.join(HERE, "..", "shared", "data", "external_faces"), "photos": 100, "repeats": 3}
 SIZES = ((300, 300), (640, 480), (1280, 960), (2048, 1536))
 SETTINGS = (("defaults (fast model, yunet)", []),
             ("shipped Keras model, yunet", ["--model=shipped"]),

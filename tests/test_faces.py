@@ -356,7 +356,7 @@ def test_faces_followed_between_searches_are_where_a_search_finds_them_and_a_new
 
     searched = []
     search = cnn_faces.find_faces
-    monkeypatch.setattr(cnn_faces, "find_faces", lambda rgb, d=None: searched.append(1) or search(rgb, d))
+    monkeypatch.setattr(cnn_faces, "find_faces", lambda rgb, d=None, video=False: searched.append(1) or search(rgb, d))
     followed = list(cnn_faces.followed_faces(((k / 30, picture(k)) for k in range(30)), "mtcnn", 0.5))
     counts = [len(boxes) for _, _, boxes in followed]
     assert counts[:5] == [3] * 5 and counts[15:25] == [4] * 10 and counts[25:] == [3] * 5, counts

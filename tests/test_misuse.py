@@ -4,6 +4,7 @@ import json
 import os
 import resource
 import shutil
+import socket
 import struct
 import zlib
 
@@ -26,10 +27,11 @@ def test_every_number_out_of_its_range_is_one_line_naming_it():
              "--img_width=-48": "--img_width=-48: expected a number at least 8 and at most 4096",
              "--channels=2": "--channels=2: expected a number of 1",
              "--epochs=-1": "--epochs=-1: expected a number at least 1",
-             "--learning_rate=-1": "--learning_rate=-1.0: expected a number above 0.0",
-             "--learning_rate=0": "--learning_rate=0.0: expected a number above 0.0",
-             "--max_minutes=-1": "--max_minutes=-1.0: expected a number at least 0.0",
-             "--lr_factor=1": "--lr_factor=1.0: expected a number above 0.0 and below 1.0",
+             "--learning_rate=-1": "--learning_rate=-1: expected a number above 0.0",
+             "--learning_rate=0": "--learning_rate=0: expected a number above 0.0",
+             "--learning_rate=1e999": "--learning_rate=1e999: expected a finite number, above 0.0",
+             "--max_minutes=-1": "--max_minutes=-1: expected a number at least 0.0",
+             "--lr_factor=1": "--lr_factor=1: expected a number above 0.0 and below 1.0",
              "--mixup=1.5": "--mixup=1.5: expected a number at least 0.0 and at most 1.0",
              "--max_image_pixels=0": "--max_image_pixels=0: expected a number at least 1"}
     for arg, message in cases.items():
@@ -84,6 +86,7 @@ def test_an_image_declaring_billions_of_pixels_is_refused_before_decoding(tmp_pa
     _png_bomb(tmp_path / "bomb.png")
     _jpeg_bomb(tmp_path / "bomb.jpg", external_faces)
     assert os.path.getsize(tmp_path / "bomb.png") < 100_000
+    import tensorflow      # its own start (some 700 MB) before the baseline: what is measured is the bombs'
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     for name, declared in (("bomb.png", "100000x100000 = 10,000,000,000 pixels"), ("bomb.jpg", None)):
         with pytest.raises(cnn_faces.FaceError) as error:
@@ -195,6 +198,9 @@ def test_each_bad_scoring_option_is_one_line_naming_it():
              "--search_every=often": "error: --search_every=often: expected seconds, a number from 0 up, like "
                                      "--search_every=0.5 (0: search every frame for faces)",
              "--tta=many": "error: --tta=many: expected one of: none, flip, crops",
+             "--smooth=-1": "error: --smooth=-1: expected seconds, a number from 0 up, like --smooth=0.5",
+             "--smooth=abc": "error: --smooth=abc: expected seconds, a number from 0 up, like --smooth=0.5",
+             "--smooth=inf": "error: --smooth=inf: expected seconds, a number from 0 up",
              "--detect_faces=maybe": "error: --detect_faces=maybe: expected auto, True or False",
              "--speed=9": "error: --speed=9: expected one of "}
     for arg, said in cases.items():
@@ -203,3 +209,40 @@ def test_each_bad_scoring_option_is_one_line_naming_it():
         assert str(stopped.value).startswith(said), (arg, str(stopped.value))
     options, files = cnn_eval.parse_args(["--search_every=0", "--fps=30", "clip.mp4"])
     assert options["search_every"] == 0.0 and options["fps"] == 30.0 and files == ["clip.mp4"]
+
+
+def test_scoring_never_writes_over_its_inputs_or_its_own_outputs(tmp_path, external_faces, monkeypatch):
+    """--out naming a photo or a picture, --annotate naming the photos' own folder or a file, and
+    --camera beside files are each one line, and the photos are left as they were; two photos of
+    one name in two folders get an annotated copy each; a second scoring run on the same --out
+    while the first holds it stops, naming it."""
+    import cnn_eval
+    import cnn_out_dir
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for name in ("happy/feliz.jpg", "sad/triste.jpg"):
+        shutil.copy(os.path.join(external_faces, name), photos / os.path.basename(name))
+    (tmp_path / "more").mkdir()
+    shutil.copy(os.path.join(external_faces, "surprise/surpreso.jpg"), tmp_path / "more" / "feliz.jpg")
+    before = {p: p.read_bytes() for p in photos.iterdir()}
+    (tmp_path / "notes.txt").write_text("a file")
+    monkeypatch.chdir(tmp_path)
+    cases = {(f"--out={photos / 'feliz.jpg'}", str(photos)): "expected the .json file to write",
+             ("--out=result.png", str(photos)): "--out=result.png: expected the .json file to write",
+             (f"--annotate={photos}", str(photos)): "the folder of",
+             ("--annotate=notes.txt", str(photos)): "--annotate=notes.txt: a file",
+             ("--camera=0", str(photos / "feliz.jpg")): "--camera=0 with files named too"}
+    for args, said in cases.items():
+        with pytest.raises(SystemExit) as stopped:
+            cnn_eval.main(list(args))
+        assert said in str(stopped.value) and "\n" not in str(stopped.value), (args, str(stopped.value))
+    assert {p: p.read_bytes() for p in photos.iterdir()} == before
+    cnn_eval.main([str(photos), str(tmp_path / "more"), "--out=both.json", "--annotate=drawn"])
+    assert sorted(os.listdir("drawn")) == ["more_feliz.jpg", "photos_feliz.jpg", "triste.jpg"]
+    report = json.loads((tmp_path / "both.json").read_text())
+    assert len(report["predictions"]) == 3 and not os.path.exists("both.lock")       # released at the end
+    held = tmp_path / "held.lock"
+    held.write_text(json.dumps({"pid": 1, "host": socket.gethostname(), "started": "earlier"}))   # pid 1 runs
+    with pytest.raises(SystemExit) as stopped:
+        cnn_out_dir.claim(str(held), "held.json", "--out")
+    assert str(stopped.value).startswith("error: held.json is in use by the run of pid 1")

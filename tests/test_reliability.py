@@ -69,7 +69,7 @@ def test_a_second_run_on_a_busy_out_dir_stops_at_once_and_a_dead_runs_lock_is_ta
     taken = run_script("cnn_run.py", *args, cwd=tmp_path)                 # the holder is gone now
     assert taken.returncode == 0, taken.stderr[-2000:]
     assert f"note: {out / 'run.lock'}: left by pid {holder.pid} (started 2026-12-02 08:00:00), which is no longer " \
-           "running; taking the folder over" in taken.stdout
+           "running; taking it over" in taken.stdout
     assert (out / "metrics.json").exists() and not (out / "run.lock").exists()   # released when the run ends
 
 

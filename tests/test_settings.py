@@ -7,6 +7,7 @@ import keras
 import matplotlib.figure
 import numpy as np
 import pytest
+from PIL import Image
 
 import cnn_callbacks
 import cnn_model
@@ -244,21 +245,34 @@ def test_each_plot_draws_the_runs_own_numbers(drawn, demo_dir, tmp_path):
     assert [b.get_height() for b in bars] == pytest.approx(recall + precision)
 
 
-def test_the_contact_sheet_draws_each_photo_with_its_prediction_and_top_3(drawn, external_faces, tmp_path):
+def test_the_contact_sheet_draws_each_photo_with_its_prediction_and_top_3(external_faces, tmp_path):
+    """eval.png read back: a cell per photo, the face as the network saw it (48x48 grey, enlarged
+    three times), the predicted class in green where it is the true one and red where not, and
+    three bars as long as the top three probabilities."""
     import cnn_eval
+    import cnn_photos
     from conftest import REPO
     out = tmp_path / "eval.json"
     cnn_eval.main([f"--model={REPO}/pretrained/fer2013.keras", f"--images={external_faces}", f"--out={out}"])
     report = json.loads(out.read_text())
-    axes = drawn["eval.png"]
-    faces, bars = axes[0::2], axes[1::2]
-    assert len(faces) == len(bars) == report["n_scored"] == 8
-    for face, bar, p in zip(faces, bars, report["predictions"]):
-        assert face.get_title().splitlines()[1:] == [f"true: {p['true'] or '?'}", f"predicted: {p['predicted']}"]
-        assert face.images[0].get_array().shape == (48, 48)             # the face as the network saw it
+    sheet = np.asarray(Image.open(tmp_path / "eval.png").convert("RGB")).astype(int)
+    (cell_w, cell_h), side = cnn_photos.CELL, cnn_photos.FACE_SIDE
+    assert sheet.shape == (cell_h, 8 * cell_w, 3) and report["n_scored"] == 8
+    for i, p in enumerate(report["predictions"]):
+        left = i * cell_w
+        face = sheet[50:50 + side, left + (cell_w - side) // 2:left + (cell_w + side) // 2]
+        assert (face[..., 0] == face[..., 1]).all() and (face[..., 1] == face[..., 2]).all()      # grey
+        assert (face[::3, ::3] == face[1::3, 1::3]).all() and face.std() > 10                      # 48x48, enlarged
+        titles = sheet[0:48, left:left + cell_w]
+        colour = (cnn_photos.GREEN if p["true"] == p["predicted"] else cnn_photos.RED) if p["true"] else None
+        if colour:
+            assert (np.abs(titles - colour).sum(-1) < 30).sum() > 20, (p["path"], colour)
         top3 = sorted(p["probabilities"].values(), reverse=True)[:3]
-        assert [r.get_width() for r in bar.patches][::-1] == pytest.approx(top3, abs=1e-4)
-        assert bar.get_yticklabels()[-1].get_text() == p["predicted"]
+        bar_left, bar_width = left + 78, cell_w - 78 - 10
+        for rank, probability in enumerate(top3):
+            row = sheet[50 + side + 10 + 26 * rank + 8, bar_left:bar_left + bar_width + 1]
+            blue = int((np.abs(row - cnn_photos.BLUE).sum(-1) < 10).sum())
+            assert abs(blue - round(probability * bar_width)) <= 2, (p["path"], rank, blue, probability)
 
 
 # ------------------------------------------------------------------ the suite itself

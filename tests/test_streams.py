@@ -38,6 +38,7 @@ def test_the_camera_runs_live_a_line_a_frame_paced_at_the_source_rate(external_f
     lines = [line for line in result.stdout.splitlines() if line.startswith("clip.mp4 at ")]
     (entry,) = json.loads((tmp_path / "eval.json").read_text())["predictions"]
     assert len(lines) == entry["n_frames"] == len(entry["frames"]) >= 3
+    assert all(": person 1: " in line for line in lines), lines          # each face's person number, live
     times = [f["time_s"] for f in entry["frames"]]
     assert times == sorted(set(times)) and times[-1] >= 5.0          # newest frames, through to the end
     assert took >= 6.0                                                # paced: not faster than the clip runs
@@ -69,7 +70,7 @@ def test_a_video_scored_into_a_new_folder_writes_everything_there(external_faces
     _clip(external_faces, tmp_path / "clip.mp4", seconds_each=1)
     result = run_script("cnn_eval.py", "clip.mp4", "--out=new/deeper/eval.json", cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
-    assert sorted(os.listdir(tmp_path / "new" / "deeper")) == ["annotated", "eval.json", "eval.jsonl",
+    assert sorted(os.listdir(tmp_path / "new" / "deeper")) == ["annotated", "eval.json", "eval.jsonl", "eval_clip_faces.csv",
                                                                 "eval_clip_frames.jsonl", "timeline.png"]
     report = json.loads((tmp_path / "new" / "deeper" / "eval.json").read_text())
     assert report["model"].endswith("fer2013_int8.tflite") and "scoring with the fast model" in result.stdout
@@ -117,10 +118,18 @@ def test_the_api_gives_a_video_frame_by_frame(external_faces, tmp_path):
     _clip(external_faces, tmp_path / "clip.mp4")                     # 3 s happy, then 3 s surprise
     frames = cnn_faces.video_emotions(tmp_path / "clip.mp4", fps=2)
     first_time, first_faces = next(frames)                            # a generator: one frame at a time
-    assert first_time == 0.0 and len(first_faces) == 1 and set(first_faces[0]) == {"box", "emotions"}
+    assert first_time == 0.0 and len(first_faces) == 1 and set(first_faces[0]) == {"box", "emotions", "person", "smoothed"}
     rest = list(frames)
     assert [t for t, _ in rest] == [0.5 * k for k in range(1, 12)]
     said = [max(faces[0]["emotions"], key=faces[0]["emotions"].get) for _, faces in [(first_time, first_faces)] + rest]
     assert said == ["happy"] * 6 + ["surprise"] * 6, said
+    # One person throughout: the photo changes in place. At two frames a second, a window of 0.5 s holds
+    # one frame, so smoothed is that frame's own answer; over 1 s, the answer at 2.5 s averages two.
+    assert [faces[0]["person"] for _, faces in [(first_time, first_faces)] + rest] == [1] * 12
+    assert all(faces[0]["smoothed"] == faces[0]["emotions"] for _, faces in rest)
+    smoothed = list(cnn_faces.video_emotions(tmp_path / "clip.mp4", fps=2, smooth=1.0))
+    at_2_5, at_2 = smoothed[5][1][0], smoothed[4][1][0]
+    assert at_2_5["smoothed"] == pytest.approx({c: (at_2_5["emotions"][c] + at_2["emotions"][c]) / 2
+                                                for c in at_2["emotions"]})
     with pytest.raises(cnn_faces.FaceError, match="gone.mp4: no such file"):
         next(cnn_faces.video_emotions(tmp_path / "gone.mp4"))
