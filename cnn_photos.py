@@ -42,6 +42,8 @@ def video_frames(source, fps):
     capture, rate = open_capture(source)
     step = max(1, int(round(rate / fps)))
 
+    declared = int(capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+
     def frames():
         index = 0
         try:
@@ -54,6 +56,9 @@ def video_frames(source, fps):
                 index += 1
         finally:
             capture.release()
+        if declared > 0 and index < 0.9 * declared:      # a file cut short: say what was scored
+            print(f"note: {source}: {index} of the {declared} frames its header declares could be read "
+                  f"(cut short, or damaged); the rest is not scored")
     return rate / step, frames()
 
 

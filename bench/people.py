@@ -14,7 +14,8 @@ known (compose_clip), at 640x480 and 15 frames a second:
   way; for the lag of the smoothed answer.
 Printed per clip: the true faces, the share found with an id, id switches (a person whose id
 changes from one of their frames to the next), ids given to more than one person, people
-listed; the frames a second of scoring with and without following people; and for each
+listed; the frames a second of scoring with and without following people, and the milliseconds
+a frame that following people takes on its own (timed again over the same faces); and for each
 --smooth window, how often a person's answer changes a second (flicker) and how long the smoothed
 answer takes to follow the expression change.
 A benchmark, not a test: it prints what it measures (tests/test_people.py asserts on the same clips).
@@ -159,7 +160,7 @@ def main(argv):
     scorer = cnn_faces.load_scorer(None)
     print(f"people followed, {SIZE[0]}x{SIZE[1]} at {RATE} frames a second, the fast model and YuNet ({os.cpu_count()} CPU cores)")
     print(f"{'clip':<20}{'true faces':>11}{'found, id':>11}{'switches':>10}{'ids shared':>12}{'people':>8}"
-          f"{'fps':>8}{'fps, no ids':>13}")
+          f"{'fps':>8}{'fps, no ids':>13}{'ids, ms a frame':>17}")
     kept = {}
     for kind in ("crossing", "scene cut", "expression change"):
         clip = os.path.join(work, kind.replace(" ", "_") + ".mp4")
@@ -174,8 +175,17 @@ def main(argv):
             cnn_faces.score_picture(Image.fromarray(rgb), scorer, None, True, "none", boxes)
         without = len(frames) / (time.perf_counter() - start)
         result = judge(frames, truth)
+        # The following alone, again over the same faces: what people numbers cost a frame.
+        rate, stream = cnn_photos.video_frames(clip, float("inf"))
+        pictures = [rgb for _, rgb in stream]
+        people = cnn_people.People()
+        start = time.perf_counter()
+        for (time_s, faces), rgb in zip(frames, pictures):
+            people.follow(time_s, [{"box": f["box"], "emotions": f["emotions"]} for f in faces], rgb)
+        following_ms = 1000 * (time.perf_counter() - start) / len(frames)
         print(f"{kind:<20}{result['true faces']:>11}{result['found with an id']:>11.1%}{result['id switches']:>10}"
-              f"{result['ids shared']:>12}{result['ids']:>8}{with_ids:>8.1f}{without:>13.1f}", flush=True)
+              f"{result['ids shared']:>12}{result['ids']:>8}{with_ids:>8.1f}{without:>13.1f}{following_ms:>17.2f}",
+              flush=True)
         kept[kind] = frames
     print("\nsmoothing: answer changes a second of a person in view (flicker), on the crossing and scene-cut "
           "clips,\nand the seconds the answer takes to follow the expression change (lag)")

@@ -104,3 +104,17 @@ def test_the_guides_commands_name_options_that_exist():
                         assert name in known[script.group(1)], (page, line)
                     checked += 1
     assert checked >= 40, checked
+
+
+def test_the_readmes_first_scoring_command_gives_what_the_readme_shows(tmp_path):
+    """`python cnn_eval.py samples/astronaut.png`, as the README shows it: the same row, from a checkout."""
+    import shutil
+    from conftest import run_script
+    with open(os.path.join(REPO, "README.md")) as f:
+        text = f.read()
+    (shown,) = re.findall(r"^samples/astronaut\.png .*$", text, re.M)
+    shutil.copytree(os.path.join(REPO, "samples"), tmp_path / "samples")
+    result = run_script("cnn_eval.py", "samples/astronaut.png", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    (row,) = [line for line in result.stdout.splitlines() if line.startswith("samples/astronaut.png")]
+    assert row.split() == shown.split()

@@ -22,9 +22,9 @@ def test_each_argument_is_one_run_and_comes_back_as_one_archive(demo_dir, tmp_pa
     out = tmp_path / "out"
     out.mkdir()
     # python3 in the script is this Python, which has Keras, so no wheel is installed.
-    env = dict(os.environ, OUT=str(out), TF_CPP_MIN_LOG_LEVEL="3",
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3",
                PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"])
-    result = subprocess.run(["bash", "bench/gpu_reports.sh", "run", "dense --epochs=2", "dense --no_such_knob=1"],
+    result = subprocess.run(["bash", "bench/gpu_reports.sh", "run", str(out), "dense --epochs=2", "dense --no_such_knob=1"],
                             cwd=repo, env=env, capture_output=True, text=True, timeout=600)
 
     assert result.returncode == 1, result.stdout + result.stderr          # the second run failed

@@ -246,3 +246,21 @@ def test_scoring_never_writes_over_its_inputs_or_its_own_outputs(tmp_path, exter
     with pytest.raises(SystemExit) as stopped:
         cnn_out_dir.claim(str(held), "held.json", "--out")
     assert str(stopped.value).startswith("error: held.json is in use by the run of pid 1")
+
+
+def test_a_video_cut_short_is_scored_as_far_as_it_goes_and_said(tmp_path, capsys):
+    import cv2
+    import numpy as np
+    import cnn_photos
+    writer = cv2.VideoWriter(str(tmp_path / "whole.avi"), cv2.VideoWriter_fourcc(*"MJPG"), 10, (160, 120))
+    for _ in range(60):
+        writer.write(np.random.default_rng(0).integers(0, 255, (120, 160, 3), dtype=np.uint8))
+    writer.release()
+    data = (tmp_path / "whole.avi").read_bytes()
+    (tmp_path / "cut.avi").write_bytes(data[:len(data) // 2])
+    _, frames = cnn_photos.video_frames(str(tmp_path / "whole.avi"), 100)
+    assert len(list(frames)) == 60 and "note:" not in capsys.readouterr().out
+    _, frames = cnn_photos.video_frames(str(tmp_path / "cut.avi"), 100)
+    read = len(list(frames))
+    assert 0 < read < 54
+    assert f"cut.avi: {read} of the 60 frames its header declares could be read" in capsys.readouterr().out
