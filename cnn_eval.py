@@ -39,6 +39,7 @@ eval.json beside the model, the first of an ensemble (the shipped model's: in th
 current folder; or to --out=PATH), and eval.png: each file's face as the network
 saw it, with its top-3 classes.
 """
+import csv
 import json
 import os
 import sys
@@ -52,6 +53,7 @@ import cnn_data
 import cnn_faces
 import cnn_metrics
 import cnn_out_dir
+import cnn_people
 import cnn_storage
 import cnn_params
 import cnn_photos
@@ -434,7 +436,8 @@ def face_entry(box, emotions):
 
 def print_row(path, true, face):
     shown = path if len(path) <= 47 else "..." + path[-44:]
-    where = (f"{face['n_frames']} frames, {len(face['people'])} people" if "frames_file" in face else
+    n_people = len(face.get("people", []))
+    where = (f"{face['n_frames']} frames, {n_people} {'person' if n_people == 1 else 'people'}" if "frames_file" in face else
              ",".join(map(str, face["box"])))
     if face["predicted"] is None:               # a video in which no face was found
         print(f"{shown:<48}{true or '-':>10}{'no face':>11}{'-':>12}  {where}")
@@ -451,9 +454,7 @@ def score_video(path, options, scorer, out, annotate, name, several):
     each of them (the MAX_PANELS seen longest); the video's own answer is the class of the highest
     mean over every face. A camera (--camera) runs live: the newest frame each time, a line printed
     per frame (or a window, where there is a screen), until Ctrl-C or the end of the file standing in."""
-    import csv
     from PIL import Image
-    import cnn_people
     classes = scorer[1]
     live = bool(options["camera"])
     source = int(options["camera"]) if options["camera"].isdigit() else path

@@ -7,8 +7,8 @@ box is carried forward at their last speed, and each face of the next frame goes
 whose carried box it is nearest to, nearest pairs first. A person not seen for up to
 KEEP_SECONDS (a missed frame, another person passing in front, a short look away) keeps their
 number; after that the number is retired, and numbers are never given twice in one video. A
-scene cut moves every face at once, farther than any person moves between two frames: everyone
-in the new scene is a new person.
+scene cut (the frame's brightness histogram moving by half from the last frame's) ends everyone:
+the people of the new scene are new people.
 
 Each person's probabilities are also averaged over the last SMOOTH_SECONDS of their own frames
 ("smoothed"), so that an answer does not flicker from frame to frame; the raw ones stay beside
