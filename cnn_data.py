@@ -16,7 +16,9 @@ A file that cannot be used is reported by path and reason, and skipped. One stor
 files to batches, so one file; the split's rules, which models of other runs are checked
 against, live in cnn_split.py.
 """
+import errno
 import os
+import stat
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -76,8 +78,9 @@ def read_image(path, draft_size=None):
     draft_size, when given; a phone photo turned upright). Raises ValueError with the
     reason when the file is not a usable image, and TooLarge, before decoding anything,
     when it declares more than MAX_PIXELS pixels, whichever decoder would read it."""
-    if os.path.getsize(path) == 0:
-        raise ValueError("empty file (0 bytes)")
+    problem = file_problem(path)
+    if problem:
+        raise ValueError(problem)
     with open(path, "rb") as f:
         head = f.read(26)
     declared = _declared_size(head)
@@ -102,6 +105,33 @@ def read_image(path, draft_size=None):
     if img is None:
         raise ValueError(reason)
     return img
+
+
+def file_problem(path):
+    """Why a path cannot be an image file, in words, or None: missing, a symbolic link that leads
+    nowhere or in a loop, a folder, a special file (a FIFO would block its reader forever), empty."""
+    try:
+        stat_result = os.stat(path)
+    except OSError as error:
+        if not os.path.lexists(path):
+            return "no such file"
+        if error.errno == errno.ELOOP:
+            return "a symbolic link in a loop (it leads back to itself)"
+        if os.path.islink(path):
+            return f"a symbolic link to {os.readlink(path)}, which does not exist"
+        return f"cannot be read ({error.strerror})"
+    if stat.S_ISDIR(stat_result.st_mode):
+        return "a folder where an image file is expected"
+    kind = {stat.S_ISFIFO: "a FIFO (named pipe)", stat.S_ISSOCK: "a socket", stat.S_ISCHR: "a device",
+            stat.S_ISBLK: "a device"}
+    for test, name in kind.items():
+        if test(stat_result.st_mode):
+            return f"{name}, not an image file"
+    if stat_result.st_size == 0:
+        with open(path, "rb") as f:     # /proc's files say 0 bytes and hold text: those are read, and refused as such
+            if not f.read(1):
+                return "empty file (0 bytes)"
+    return None
 
 
 def frame_count(path):
@@ -418,6 +448,10 @@ def balance_classes(images, labels, paths, classes, count, seed):
     rng = np.random.default_rng(seed)
     counts = np.bincount(labels, minlength=len(classes))
     kept = [c for c in range(len(classes)) if counts[c] >= count / 2]
+    if len(kept) < 2:
+        raise DataError(f"--balance_count={count}: keeps {len(kept)} class{'es' if len(kept) != 1 else ''} (a class "
+                        f"needs at least half of it, {count / 2:g} faces; the largest has {counts.max()}); give a "
+                        f"smaller --balance_count")
     chosen = np.sort(np.concatenate([rng.permutation(np.flatnonzero(labels == c))[:count] for c in kept]))
     new_label = {old: new for new, old in enumerate(kept)}
     print(f"{'class':<12}{'before':>8}{'after':>8}   (balanced to {count})")

@@ -239,18 +239,21 @@ def main(argv):
         sources = [(options["camera"] if not options["camera"].isdigit() else f"camera {options['camera']}", None)]
     else:
         sources = gather(options["images"], files, classes)
+        if not sources:
+            sys.exit(f"error: {' '.join(files[:3]) if files else options['images']}: no files in it to score")
     check_outputs(out, annotate, sources)
-    try:
-        os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
-    except OSError as error:
-        sys.exit(f"error: --out={out}: its folder cannot be made ({error.strerror})")
+    cnn_out_dir.make_folder(os.path.dirname(os.path.abspath(out)), f"--out={out}")
     # One scoring run per eval.json: two would each say they wrote it, and keep only one's entries.
     lock = os.path.splitext(out)[0] + ".lock"
     cnn_out_dir.claim(lock, out, "--out")
+    made = False
     try:
+        made = annotate and cnn_out_dir.make_folder(annotate, f"--annotate={annotate}")   # checked before any work
         score_all(sources, options, scorer, paths, out, annotate)
     finally:
         cnn_out_dir.release(lock)
+        if made and not os.listdir(annotate):       # nothing annotated (faces alone, videos without faces)
+            os.rmdir(annotate)
 
 
 def score_all(sources, options, scorer, paths, out, annotate):

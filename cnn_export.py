@@ -5,7 +5,9 @@ the same, its weights stored as float16).
     python cnn_export.py --model=log/model.keras --format=tflite [--out=PATH]
 
 The exported model takes 0..255 grey pixels and computes in float32, whatever
-precision trained it; labels.txt beside it lists the classes in output order.
+precision trained it. Its class names, in output order, go beside it: NAME.labels.txt for a
+file NAME.tflite or NAME.onnx (two exports in one folder keep their own), labels.txt inside a
+SavedModel folder.
 """
 import io
 import os
@@ -17,6 +19,7 @@ import numpy as np
 import keras
 
 import cnn_model
+import cnn_out_dir
 import cnn_params
 import cnn_storage
 
@@ -74,7 +77,7 @@ def store_weights_as_float16(path):
 def export(model_path, fmt, out=""):
     """Export a saved model for use outside Keras: a TensorFlow SavedModel folder, a
     TFLite (LiteRT) file, or ONNX (needs the onnx export packages), with the
-    class names beside it in labels.txt, one per line, in output order. "keras"
+    class names beside it, one per line, in output order (labels_path). "keras"
     writes a float32 .keras file without optimizer state, for shipping;
     "keras_f16" the same with its weights stored as float16 (half the size)."""
     if fmt not in EXPORT_FORMATS:
@@ -100,10 +103,18 @@ def export(model_path, fmt, out=""):
             model.export(out, format=EXPORT_FORMATS[fmt], verbose=False)
     except ImportError as error:
         raise cnn_model.ModelError(f"--format={fmt} needs a package that is not installed: {error}") from None
-    labels = os.path.join(out if os.path.isdir(out) else os.path.dirname(os.path.abspath(out)), "labels.txt")
-    with open(labels, "w") as f:
-        f.write("\n".join(classes) + "\n")
+    labels = labels_path(out)
+    cnn_storage.write_bytes(labels, ("\n".join(classes) + "\n").encode())
     return out, labels
+
+
+def labels_path(out):
+    """Where an export's class names go: inside a folder (SavedModel), else NAME.labels.txt beside
+    the file NAME.tflite, which cnn_lite reads before a labels.txt of the folder. One labels.txt for a
+    folder of files would be shared, and the second export's classes would name the first one's outputs."""
+    if os.path.isdir(out):
+        return os.path.join(out, "labels.txt")
+    return os.path.splitext(out)[0] + ".labels.txt"
 
 
 def int8_weights_tflite(model, out):
@@ -129,10 +140,17 @@ def main(argv):
         print(USAGE)
         sys.exit(0)
     options = cnn_params.read_options(argv, {"model": "log/model.keras", "format": "tflite", "out": ""})
+    if options["out"]:
+        if os.path.isdir(options["out"]) and options["format"] != "saved_model":
+            sys.exit(f"error: --out={options['out']}: a folder; expected the file to write, like "
+                     f"--out={os.path.join(options['out'], 'model.tflite')}")
+        cnn_out_dir.make_folder(os.path.dirname(os.path.abspath(options["out"])), f"--out={options['out']}")
     try:
         written, labels = export(options["model"], options["format"], options["out"])
     except cnn_model.ModelError as error:
         sys.exit(f"error: {error}")
+    except OSError as error:             # a full disk, or the export's folder taken away meanwhile
+        sys.exit(f"error: {options['out'] or options['model']}: the export could not be written ({error.strerror or error})")
     print(f"wrote {written}" + (f" and {labels}" if labels else ""))
 
 

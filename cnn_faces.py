@@ -44,6 +44,7 @@ YUNET_SIDE = 1024       # pixels: a larger picture is shrunk to this longer side
                         # of a 2048x1536 photo came out at 12 pixels and 17 % of them were missed (docs/faces.md)
 VIDEO_SIDE = 480        # pixels: the same for a video's frames, searched every one: a 640x480 frame is seen at
                         # 480x360, where a 24-pixel face is still 18 (docs/speed.md, "Video, end to end")
+YUNET_SIZES = 4         # YuNet detectors kept, one per picture size (each some 2 MB)
 YUNET_THRESHOLD = 0.7   # YuNet keeps a face it is this sure of: every face of bench/faces.py, no false one
 DEFAULT_DETECTOR = "yunet"   # as many faces as MTCNN on bench/faces.py, some 20 times faster (docs/faces.md)
 FACE_MARGIN = 0.1       # a found face is cut out with this share of its size on each side, as FER-2013's faces are
@@ -71,10 +72,6 @@ def read_picture(image):
     Raises FaceError naming the file or saying what is wrong with the array."""
     if isinstance(image, (str, os.PathLike)):
         path = os.fspath(image)
-        if not os.path.exists(path):
-            raise FaceError(f"{path}: no such file")
-        if os.path.isdir(path):
-            raise FaceError(f"{path}: a folder where an image file is expected")
         try:
             return cnn_data.to_rgb(cnn_data.read_image(path))
         except (ValueError, OSError) as error:
@@ -135,21 +132,9 @@ def _yunet_faces(rgb, side):
     scale = min(1.0, side / max(height, width))
     size = (max(1, round(width * scale)), max(1, round(height * scale)))
     small = rgb if scale == 1.0 else cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
-    bgr = np.ascontiguousarray(small[..., ::-1])
-    if "yunet" not in _LOADED_DETECTORS:
-        if not os.path.isfile(YUNET):
-            raise DetectorError(f"{YUNET}: the yunet detector's model file is missing; reinstall the toolkit "
-                                f"(or use --detector=haar)")
-        try:
-            _LOADED_DETECTORS["yunet"] = cv2.FaceDetectorYN.create(YUNET, "", size, YUNET_THRESHOLD, 0.3, 5000)
-        except cv2.error as error:
-            raise DetectorError(f"{YUNET}: not a face detector OpenCV can load ({str(error).strip().splitlines()[-1]}); "
-                                f"reinstall the toolkit (or use --detector=haar)") from None
-        _LOCKS["yunet"] = threading.Lock()
-    with _LOCKS["yunet"]:
-        detector = _LOADED_DETECTORS["yunet"]
-        detector.setInputSize(size)
-        _, found = detector.detect(bgr)
+    bgr = cv2.cvtColor(small, cv2.COLOR_RGB2BGR)
+    with _LOCKS.setdefault("yunet", threading.Lock()):
+        _, found = _yunet(size).detect(bgr)
     boxes = []
     for x, y, w, h in ([] if found is None else found[:, :4] / scale):
         left, top = max(x, 0), max(y, 0)
@@ -157,6 +142,26 @@ def _yunet_faces(rgb, side):
         if right - left >= MIN_FACE / 2 and bottom - top >= MIN_FACE / 2:
             boxes.append((int(round(left)), int(round(top)), int(round(right - left)), int(round(bottom - top))))
     return boxes
+
+
+def _yunet(size):
+    """A YuNet detector for pictures of this (width, height), made once and kept for the last
+    YUNET_SIZES sizes: a detector given a picture of another size sets its network up anew before
+    it searches, and a folder of photos mixes sizes."""
+    cv2 = cnn_data.opencv()
+    kept = _LOADED_DETECTORS.setdefault("yunet", {})
+    if size not in kept:
+        if not os.path.isfile(YUNET):
+            raise DetectorError(f"{YUNET}: the yunet detector's model file is missing; reinstall the toolkit "
+                                f"(or use --detector=haar)")
+        try:
+            kept[size] = cv2.FaceDetectorYN.create(YUNET, "", size, YUNET_THRESHOLD, 0.3, 5000)
+        except cv2.error as error:
+            raise DetectorError(f"{YUNET}: not a face detector OpenCV can load ({str(error).strip().splitlines()[-1]}); "
+                                f"reinstall the toolkit (or use --detector=haar)") from None
+        while len(kept) > YUNET_SIZES:
+            del kept[next(iter(kept))]          # the size made longest ago
+    return kept[size]
 
 
 def _mtcnn():

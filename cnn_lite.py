@@ -41,14 +41,15 @@ class LiteModel:
 
 
 def labels_of(path):
-    """The class names of a .tflite file, in output order: <name>.labels.txt beside it, else the
-    labels.txt that cnn_export.py writes in its folder. Raises ValueError when there is neither."""
+    """The class names of a .tflite file, in output order: <name>.labels.txt beside it (as
+    cnn_export.py writes it), else a labels.txt in its folder (as pretrained/ holds one for its
+    models). Raises ValueError when there is neither."""
     for candidate in (os.path.splitext(path)[0] + ".labels.txt", os.path.join(os.path.dirname(path), "labels.txt")):
         if os.path.isfile(candidate):
             with open(candidate) as f:
                 return [line.strip() for line in f if line.strip()]
     raise ValueError(f"{path}: no {os.path.basename(os.path.splitext(path)[0])}.labels.txt or labels.txt beside it "
-                     "to name its classes (cnn_export.py writes labels.txt)")
+                     "to name its classes (cnn_export.py writes NAME.labels.txt beside NAME.tflite)")
 
 
 def load_lite_model(path):

@@ -176,7 +176,7 @@ def load_model(path):
         raise ModelError(f"{path}: a folder where a .keras model file is expected (e.g. {os.path.join(path, 'model.keras')})")
     if not os.path.isfile(path):
         raise ModelError(f"{path}: no such model file; train one with `python cnn_run.py`, or give --model=PATH "
-                         "(--model=pretrained/fer2013.keras needs no training)")
+                         "(--model=shipped or --model=fast, the models inside the toolkit, need no training)")
     if not zipfile.is_zipfile(path):
         raise ModelError(f"{path}: not a Keras .keras model file (not a zip archive; truncated or another format)")
     try:
@@ -265,7 +265,8 @@ def train(model, train_ds, val_ds, p, classes, class_weight=None, steps_per_epoc
     if ctrl_c.pressed:                # pressed after the last epoch's callbacks ran
         raise KeyboardInterrupt(ctrl_c.pressed)
     history = cnn_history.read_history(history_path)
-    cnn_storage.write_json(finished_path, {"epochs": len(history)})
+    # The settings too: a run killed while it is evaluated is evaluated again only by its own command.
+    cnn_storage.write_json(finished_path, {"epochs": len(history), "params": p})
     return history
 
 

@@ -10,22 +10,23 @@ import json
 import os
 import socket
 import sys
+import tempfile
 import time
 
 import cnn_storage
 
 
-def diverged_run(p, model_path, epoch, started):
-    """The one line that ends a run whose loss became NaN or infinite: nothing of it is evaluated
-    or reported, and what model.keras in out_dir holds is said (Keras's TerminateOnNaN stopped it)."""
-    if os.path.exists(model_path) and os.path.getmtime(model_path) >= started:
-        holds = f"{model_path} holds this run's best epoch before that"
-    elif os.path.exists(model_path):
-        holds = f"{model_path} is an earlier run's, not this one's"
-    else:
-        holds = "no model of this run was saved"
+def diverged_run(p, epoch):
+    """The one line that ends a run whose loss became NaN or infinite (Keras's TerminateOnNaN stopped
+    it): nothing of it is evaluated or reported, and its files are moved into
+    out_dir/diverged_<date-time>/, so that the same folder trains afresh with a smaller learning rate
+    (left in place, its finished backup would be "evaluated" by the next command, whatever its settings)."""
+    kept = os.path.exists(os.path.join(p["out_dir"], "model.keras"))
+    aside = move_earlier_run(p["out_dir"], "diverged_")
+    holds = (f"its best epoch before that is kept in {aside}/model.keras" if kept else "no model of this run was saved")
     return (f"error: the training loss became NaN or infinite in epoch {epoch} (--learning_rate={p['learning_rate']} "
-            f"may be too high); the run stopped and reports nothing: {holds}; history.csv shows the epochs")
+            f"may be too high); the run stopped and reports nothing: {holds}; its files (history.csv shows the epochs) "
+            f"are moved into {aside}/, so {p['out_dir']} trains afresh: run again with a smaller --learning_rate")
 
 
 # What may change when an unfinished run is resumed: where it lives, its time budget, and how many
@@ -37,27 +38,41 @@ RESUME_MAY_CHANGE = ("out_dir", "max_minutes", "epochs", "demo_dir", "qider_dir"
 def check_resume(p):
     """An unfinished run in out_dir is resumed only by its own command: other settings would load its
     backup into another network, or go on with other data, so the run stops here in one line naming
-    what differs (the folder is left as it was, for its own command to resume)."""
+    what differs (the folder is left as it was, for its own command to resume). So is a run whose
+    training finished and whose evaluation did not (killed while it scored its model): its own
+    command scores the model it trained; another would score that model as its own. --fresh=True
+    moves either aside instead (check_before_decoding in cnn_run.py)."""
     backup = os.path.join(p["out_dir"], "backup")
-    if not os.path.isdir(backup) or os.path.exists(os.path.join(backup, "finished.json")):
-        return                  # nothing to resume (and Keras, slow to load, is not loaded for nothing)
-    import cnn_model
+    if p["fresh"] or not os.path.isdir(backup):
+        return
+    afresh = (f"or --fresh=True to train afresh there (its files are first moved into {p['out_dir']}/earlier_<date-time>/), "
+              f"or give another --out_dir")
+    trained = cnn_storage.read_json(os.path.join(backup, "finished.json"))
+    if trained is not None:
+        _, differ = settings_differ(p, FINISHED_MAY_CHANGE, trained.get("params"))
+        if differ:
+            sys.exit(f"error: {p['out_dir']} holds a run whose training finished ({trained.get('epochs', '?')} epochs) and "
+                     f"whose evaluation did not, of other settings: {'; '.join(differ)}. Run its own command to "
+                     f"evaluate it, {afresh}")
+        return
+    import cnn_model            # only now: Keras is slow to load, and a new run needs none of this
     done = cnn_model.finished_epochs(p["out_dir"])
     if not done:
         return
     _, differ = settings_differ(p, RESUME_MAY_CHANGE)
     if differ:
         sys.exit(f"error: {p['out_dir']} holds an unfinished run ({done} epochs done) of other settings: "
-                 f"{'; '.join(differ)}. Run its own command to resume it, or give another --out_dir")
+                 f"{'; '.join(differ)}. Run its own command to resume it, {afresh}")
     if done > p["epochs"]:
         sys.exit(f"error: {p['out_dir']} holds an unfinished run that has done {done} epochs, more than "
-                 f"--epochs={p['epochs']}; give --epochs={done} or more to resume it, or another --out_dir")
+                 f"--epochs={p['epochs']}; give --epochs={done} or more to resume it, {afresh}")
 
 
-def settings_differ(p, may_change):
-    """The parameters stored with out_dir's model.keras, and each of them that differs from this
-    command's, in words ("name X there, Y here"), leaving out may_change and "auto" values."""
-    stored = (cnn_storage.stored_meta(os.path.join(p["out_dir"], "model.keras")) or {}).get("params", {})
+def settings_differ(p, may_change, stored=None):
+    """The parameters stored with out_dir's model.keras (or `stored`, when given), and each of them that
+    differs from this command's, in words ("name X there, Y here"), leaving out may_change and "auto" values."""
+    if not stored:
+        stored = (cnn_storage.stored_meta(os.path.join(p["out_dir"], "model.keras")) or {}).get("params", {})
     return stored, [f"{name} {stored[name]!r} there, {p[name]!r} here" for name in sorted(p)
                     if name in stored and name not in may_change and p[name] != "auto" and stored[name] != p[name]]
 
@@ -93,23 +108,37 @@ def same_finished_run(p, metrics):
              f"into {p['out_dir']}/earlier_<date-time>/)")
 
 
-# The files a run writes in out_dir: --fresh=True moves an earlier run's aside, and only these.
+# The files a run writes in out_dir: --fresh=True moves an earlier run's aside, and only these, with
+# what cnn_eval.py writes there when it scores the run's model (eval.json, its sheet, log, frames
+# files, CSVs and timelines, and the annotated copies): left beside a new model, they would describe it.
 RUN_FILES = ("model.keras", "metrics.json", "history.csv", "splits.json", "machines.txt", "backup", "teacher.npz",
              "loss.png", "accuracy.png", "class_distribution.png", "augmented_examples.png", "confusion_matrix.png",
-             "per_class.png")
+             "per_class.png", "eval.json", "eval.jsonl", "eval.png", "timeline.png", "annotated")
 
 
-def move_earlier_run(out_dir):
-    """Move an earlier run's files into out_dir/earlier_<date-time>/, so that nothing of it mixes with
-    the new run's and nothing of it is lost."""
-    present = [name for name in RUN_FILES if os.path.exists(os.path.join(out_dir, name))]
+def run_files(out_dir):
+    """The names in out_dir that an earlier run, or a scoring of its model, wrote."""
+    scoring = lambda name: (name.startswith("eval_") and name.endswith(("_frames.jsonl", "_faces.csv"))
+                            or name.endswith("_timeline.png"))
+    return sorted(name for name in os.listdir(out_dir) if name in RUN_FILES or scoring(name))
+
+
+def move_earlier_run(out_dir, prefix="earlier_"):
+    """Move an earlier run's files into out_dir/<prefix><date-time>/, so that nothing of it mixes with
+    the new run's and nothing of it is lost; that folder, or None when there was nothing to move."""
+    present = run_files(out_dir) if os.path.isdir(out_dir) else []
     if not present:
-        return
-    aside = os.path.join(out_dir, "earlier_" + time.strftime("%Y%m%d-%H%M%S"))
-    os.makedirs(aside, exist_ok=True)
+        return None
+    aside = os.path.join(out_dir, prefix + time.strftime("%Y%m%d-%H%M%S"))
+    k = 2
+    while os.path.exists(aside):            # two in one second
+        aside, k = f"{aside.rsplit('~', 1)[0]}~{k}", k + 1
+    os.makedirs(aside)
     for name in present:
         os.replace(os.path.join(out_dir, name), os.path.join(aside, name))
-    print(f"--fresh=True: the earlier run's files are moved into {aside}/")
+    if prefix == "earlier_":
+        print(f"--fresh=True: the earlier run's files are moved into {aside}/")
+    return aside
 
 
 LOCK_FILE = "run.lock"
@@ -121,10 +150,26 @@ def claim_out_dir(out_dir):
     holds the run's pid, host and start time, and goes when the run's process ends; one left
     by a process that is gone (killed) is taken over, and that is said. A folder this run made
     goes too when the run ends with nothing in it (refused on its data)."""
-    made = not os.path.isdir(out_dir)
-    os.makedirs(out_dir, exist_ok=True)
+    made = make_folder(out_dir, f"--out_dir={out_dir}")
     claim(os.path.join(out_dir, LOCK_FILE), out_dir, "--out_dir")
     atexit.register(release_out_dir, out_dir, made)
+
+
+def make_folder(path, named):
+    """Make the folder that a run or a scoring writes into (named: the option that gave it, as typed),
+    and check that a file can be written there, or exit in one line naming it: empty, a file, below
+    a file, or a place that takes no files (/proc, a read-only disk). True when this call made it."""
+    if not path:
+        sys.exit(f"error: {named}: empty; expected a folder")
+    if os.path.exists(path) and not os.path.isdir(path):
+        sys.exit(f"error: {named}: {path} is a file where a folder is expected")
+    made = not os.path.isdir(path)
+    try:
+        os.makedirs(path, exist_ok=True)
+        tempfile.TemporaryFile(dir=path).close()
+    except OSError as error:
+        sys.exit(f"error: {named}: {path} cannot be written ({error.strerror or error})")
+    return made
 
 
 def claim(path, what, option):
@@ -135,6 +180,8 @@ def claim(path, what, option):
         try:
             fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
             break
+        except (IsADirectoryError, NotADirectoryError, PermissionError) as error:
+            sys.exit(f"error: {option}: {path} cannot be written ({error.strerror})")
         except FileExistsError:
             holder = _lock_holder(path)
             if holder.get("pid") == os.getpid() and holder.get("host") == socket.gethostname():

@@ -20,8 +20,8 @@ demo_dir = "data/demo"      # the built-in demo set is written here once, when d
 qider_dir = "data/qider"    # the stand-in for the 8-class report's QIDER (not public), drawn here on first use:
                             # cartoon faces in Table 1's training counts (4,521) and a val/ of 1,346
 out_dir = "log"             # model.keras, history.csv, plots and metrics.json go here
-fresh = False               # True: an out_dir holding a finished run of other settings is trained afresh; that
-                            # run's files are first moved into out_dir/earlier_<date-time>/ (nothing is deleted)
+fresh = False               # True: an out_dir holding another run (finished or not) is trained afresh; that
+                            # run's files, and its eval.json, are first moved into out_dir/earlier_<date-time>/
 img_height = 48             # every image is decoded to grayscale and resized to this size
 img_width = 48
 channels = 1                # grayscale, as FER-2013 (every image is decoded to one channel: the only value)
@@ -53,8 +53,9 @@ mixup = 0.0                 # mixup (Zhang et al. 2018): each training face blen
 
 # ---------------------------------------------------------------- model
 preset = "conv3"            # a key of PRESETS below
-init_model = ""             # start from the weights of this .keras file (same preset and classes): fine-tuning. It must
-                            # have held out this run's validation faces, as a teacher must (see teacher)
+init_model = ""             # start from the weights of this .keras file ("shipped": the shipped model), same preset:
+                            # fine-tuning. Of the same classes, it must have held out this run's validation faces,
+                            # as a teacher must (see teacher); of other classes, its head is replaced (cnn_run.start_from)
 dense_init = "glorot_uniform"   # "he_uniform" is the improvement the FER-2013 report tried
 vgg16_weights = ""          # a local ImageNet file (vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5);
                             # empty: the vgg16 preset starts from random weights. Nothing is downloaded.
@@ -243,6 +244,13 @@ EXPERIMENTS = {
     # against its over-fitting, the cosine over 157 epochs: minutes on an H100, hours on a 2-core CPU
     # (measured: docs/lab/gpu.md).
     "fer_sota_wide": dict(_FER_SOTA, preset="fer_sota_wide", random_erasing=0.5, mixup=0.2, epochs=157, max_minutes=0.0),
+    # Your own classes from the shipped model: its network and its layers but its head (a new one for your
+    # classes, fitted first), then the whole network at a tenth of the learning rate it was trained with, so
+    # that what it learned from 28,709 faces is adjusted rather than overwritten (docs/train.md, "Your own
+    # classes"). Give your set: python cnn_run.py --experiment=finetune --data_dir=my_faces/
+    "finetune": dict(preset="fer_sota_wide", init_model="shipped", img_height=48, img_width=48, augment_dataset=False,
+                     class_weights=True, live_augment=True, rotation_degrees=10.0, shift_fraction=0.1,
+                     optimizer="adam", learning_rate=1e-4, lr_schedule="cosine", batch_size=64, epochs=10),
     "qider": dict(_QIDER_REPORT, preset="qider"),
     "qider_nodrop": dict(_QIDER_REPORT, preset="qider_nodrop"),
 }
@@ -338,7 +346,7 @@ def get_params(argv=()):
             raise ValueError(f"unknown parameter --{name}; valid names: {', '.join(sorted(params))}")
         params[name] = _parse(name, text, params[name])
     if params["preset"] not in PRESETS:
-        raise ValueError(f"unknown preset {params['preset']!r}; choose one of: {', '.join(PRESETS)}")
+        raise ValueError(f"--preset={params['preset']}: unknown preset; choose one of: {', '.join(PRESETS)}")
     if not 0.0 <= params["teacher_weight"] <= 1.0:
         raise ValueError(f"--teacher_weight={params['teacher_weight']}: a share, from 0 (labels only) to 1 (teacher only)")
     for name in RANGES:
@@ -377,7 +385,9 @@ def read_options(argv, defaults, files=False):
         name, _, text = arg[2:].partition("=")
         if not arg.startswith("--") and files:
             named.append(arg)
-        elif not arg.startswith("--") or name not in defaults or not text:
+        elif arg.startswith("--") and name in defaults and not text:
+            sys.exit(f"error: {arg}: no value; expected --{name}=VALUE (default: {defaults[name] or 'none'})")
+        elif not arg.startswith("--") or name not in defaults:
             sys.exit(f"error: {arg}: expected one of {', '.join(f'--{k}=...' for k in defaults)}"
                      + (", and file names" if files else ""))
         else:

@@ -25,8 +25,9 @@ def open_capture(source):
     """OpenCV's reader of a video file or a camera (its number), and its frame rate. Raises
     ValueError when there is no such file or camera, or OpenCV cannot read it."""
     cv2 = cnn_data.opencv()
-    if isinstance(source, str) and not os.path.isfile(source):
-        raise ValueError("no such file" if not os.path.exists(source) else "not a file")
+    problem = cnn_data.file_problem(source) if isinstance(source, str) else None
+    if problem:
+        raise ValueError(problem.replace("an image file", "a video file"))
     capture = cv2.VideoCapture(source)
     if not capture.isOpened():
         raise ValueError("not a video OpenCV can read" if isinstance(source, str) else

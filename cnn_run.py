@@ -34,6 +34,7 @@ import cnn_out_dir
 import cnn_plots
 import cnn_split
 import cnn_storage
+import pretrained
 
 
 def main(argv):
@@ -84,7 +85,7 @@ def main(argv):
         model = cnn_model.build_model(cnn_params.PRESETS[p["preset"]], (p["img_height"], p["img_width"], p["channels"]),
                                       len(classes), p["dense_init"], name=p["preset"], vgg16_weights=p["vgg16_weights"])
         if p["init_model"]:
-            start_from(model, p["init_model"], classes)
+            start_from(model, p["init_model"], classes, x_fit, y_fit, weights)
         cnn_model.compile_model(model, p, weighted=processes > 1)
     model.summary()
 
@@ -110,7 +111,7 @@ def main(argv):
         model_path = os.path.join(p["out_dir"], "model.keras")
         diverged = [i + 1 for i, row in enumerate(history) if cnn_history.diverged(row)]
         if diverged:
-            sys.exit(cnn_out_dir.diverged_run(p, model_path, diverged[0], started))
+            sys.exit(cnn_out_dir.diverged_run(p, diverged[0]))
         if not os.path.exists(model_path):      # no epoch had a validation score
             cnn_storage.save_model(model, model_path, classes, p)
         cnn_plots.plot_history(history, p["out_dir"])
@@ -200,8 +201,14 @@ def check_before_decoding(p, argv):
         cnn_demo.make_demo_set(p["demo_dir"])            # drawn once, on first use
     if os.path.abspath(p["data_dir"]) == os.path.abspath(p["qider_dir"]):
         cnn_demo.make_qider_set(p["qider_dir"])          # likewise: --experiment=qider
-    # A model to fine-tune must have held out this run's validation faces (its stored parameters say).
-    if p["init_model"]:
+    # A model to fine-tune must exist, and must have held out this run's validation faces (its stored
+    # parameters say). "shipped" names the shipped model, wherever the toolkit is installed.
+    if p["init_model"] == "shipped":
+        p["init_model"] = pretrained.SHIPPED
+    if p["init_model"] and not os.path.isfile(p["init_model"]):
+        sys.exit(f"error: --init_model={p['init_model']}: no such file (a .keras model saved by this toolkit, "
+                 f"or shipped for the shipped model)")
+    if p["init_model"] and not other_faces(p["init_model"], p["data_dir"]):
         stored = cnn_storage.stored_meta(p["init_model"]) or {"params": {}}
         said = cnn_split.split_mismatch(p["init_model"], "the model to fine-tune", stored["params"], p)
         if said:
@@ -223,7 +230,7 @@ def check_before_decoding(p, argv):
     if finished is not None and not p["fresh"]:
         return cnn_out_dir.same_finished_run(p, finished)
     cnn_out_dir.claim_out_dir(p["out_dir"])         # last: a run refused above leaves no out_dir behind
-    if finished is not None:
+    if p["fresh"]:                                  # a finished run's files, an unfinished one's, a scoring's
         cnn_out_dir.move_earlier_run(p["out_dir"])
     return None
 
@@ -404,20 +411,68 @@ def describe_splits(data, p):
     return lines
 
 
-def start_from(model, path, classes):
+def other_faces(path, data_dir):
+    """Whether a saved model was trained on other faces than data_dir's: some class of data_dir's train/
+    is not among its classes (a set of your own, fine-tuned from the shipped model). Then it cannot
+    have trained on this run's validation faces. A subset of its classes may be its own faces."""
+    theirs = (cnn_storage.stored_meta(path) or {}).get("classes", [])
+    train = os.path.join(data_dir, "train")
+    ours = [d for d in os.listdir(train) if os.path.isdir(os.path.join(train, d))] if os.path.isdir(train) else []
+    return bool(set(ours) - set(theirs))
+
+
+def start_from(model, path, classes, x_fit, y_fit, class_weight):
     """Copy the weights of a saved model into the new one (fine-tuning); refuse a mismatch.
-    (Its validation split was checked before the data was decoded.)"""
+    (Its validation split was checked before the data was decoded.)
+
+    A model of other classes (the shipped model, for your own set) gives every layer but its head,
+    the last Dense: the head is new, for this data's classes, and is fitted first on the training
+    faces as the borrowed layers see them (fit_head), before the whole network trains. A random head
+    trained with the rest would send large, random gradients into layers that already see faces
+    well (linear probing, then fine-tuning: Kumar et al., ICLR 2022)."""
     import cnn_model
     try:
         source, source_classes, _ = cnn_model.load_model(path)
-        if source_classes != classes:
-            raise cnn_model.ModelError(f"{path}: its classes {source_classes} differ from this data's {classes}")
-        model.set_weights(source.get_weights())
+        if source_classes == classes:
+            model.set_weights(source.get_weights())
+            print(f"starting from the weights of {path}")
+            return
+        if len(source.layers) != len(model.layers):
+            raise ValueError(f"{len(source.layers)} layers there, {len(model.layers)} here")
+        for mine, theirs in zip(model.layers[:-1], source.layers[:-1]):
+            mine.set_weights(theirs.get_weights())
     except ValueError as error:
-        sys.exit(f"error: --init_model={path}: a different network than the preset's ({str(error).splitlines()[0]})")
+        stored = (cnn_storage.stored_meta(path) or {}).get("params", {})
+        hint = f"; give --preset={stored['preset']}" if stored.get("preset") else ""
+        sys.exit(f"error: --init_model={path}: a different network than the preset's "
+                 f"({str(error).splitlines()[0]}){hint}")
     except cnn_model.ModelError as error:
         sys.exit(f"error: --init_model: {error}")
-    print(f"starting from the weights of {path}")
+    print(f"starting from every layer of {path} but its head: its classes ({', '.join(source_classes)}) are not "
+          f"this data's ({', '.join(classes)}); a new head for {len(classes)} classes, fitted first")
+    fit_head(model, x_fit, y_fit, len(classes), class_weight)
+
+
+HEAD_EPOCHS = 30        # passes of the new head over the training faces' features: it is one Dense layer
+HEAD_LEARNING_RATE = 1e-3
+
+
+def fit_head(model, x_fit, y_fit, n_classes, class_weight):
+    """Fit the model's last Dense layer alone on what the layers before it make of the training faces
+    (computed once, in inference mode: no dropout or augmentation), with the class weights."""
+    import keras
+    features = keras.Model(model.inputs, model.layers[-2].output).predict(x_fit, batch_size=256, verbose=0)
+    head = keras.Sequential([keras.Input(features.shape[1:]),
+                             keras.layers.Dense(n_classes, activation="softmax", dtype="float32")])
+    soft = y_fit.ndim == 2                  # a teacher's probabilities (teach) rather than class numbers
+    head.compile(optimizer=keras.optimizers.Adam(HEAD_LEARNING_RATE),
+                 loss="categorical_crossentropy" if soft else "sparse_categorical_crossentropy",
+                 metrics=["categorical_accuracy" if soft else "accuracy"])
+    fitted = head.fit(features.astype(np.float32), y_fit, epochs=HEAD_EPOCHS, batch_size=64, verbose=0,
+                      class_weight=class_weight)
+    model.layers[-1].set_weights(head.layers[-1].get_weights())
+    print(f"the new head, fitted alone for {HEAD_EPOCHS} passes: training accuracy "
+          f"{fitted.history['categorical_accuracy' if soft else 'accuracy'][-1]:.4f}; now the whole network trains")
 
 
 def wants_demo_set(p, argv):

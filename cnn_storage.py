@@ -48,6 +48,15 @@ def write_json(path, obj):
     write_bytes(path, json.dumps(obj, indent=1).encode())
 
 
+def read_json(path):
+    """A JSON file's content; None when there is no such file or it is not whole JSON."""
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+
 def stored_meta(path):
     """The class names and parameters that save_model stored in a .keras file, read
     without loading the network; None for a file that holds none (or no such zip

@@ -8,7 +8,8 @@ import tarfile
 import pytest
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SHARED_DATA = os.path.join(os.path.dirname(REPO), "shared", "data")
+# FER-2013 (fer2013/fer2013.tar.gz) and the 8-class report's photos (external_faces/): never in the repository.
+SHARED_DATA = os.environ.get("FER_TEST_DATA") or os.path.join(os.path.dirname(REPO), "shared", "data")
 sys.path.insert(0, REPO)
 
 
@@ -57,12 +58,12 @@ def signal_after_epochs(args, cwd, signum, epochs=2, history=None):
     return run, out, err
 
 
-def write_video(path, frames_per_photo, photos, fps=10, size=320):
+def write_video(path, frames_per_photo, photos, fps=10, size=320, fourcc="mp4v"):
     """A video of the photos one after another, each centred on a grey square for frames_per_photo frames."""
     import cv2
     import numpy as np
     from PIL import Image
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (size, size))
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), fps, (size, size))
     for photo in photos:
         picture = Image.new("RGB", (size, size), (200, 200, 190))
         face = Image.open(photo).convert("RGB")

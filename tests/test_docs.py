@@ -118,3 +118,65 @@ def test_the_readmes_first_scoring_command_gives_what_the_readme_shows(tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
     (row,) = [line for line in result.stdout.splitlines() if line.startswith("samples/astronaut.png")]
     assert row.split() == shown.split()
+
+
+# A measured speed, quoted in prose: the number (with a decimal point: "15 frames a second" is a
+# clip's setting, not a measurement) and the unit that says what it measures.
+SPEEDS = {"ms a face": r"(\d+\.\d+) ms a face", "s a photo": r"(\d+\.\d+) s a photo",
+          "frames a second": r"(\d+\.\d+) frames a second"}
+
+
+def table_figures(unit):
+    """Every number that stands alone in a cell (bold or not, a bracket after it allowed) of a table,
+    on any page, whose header or the lines just above it (its caption) name the unit: the sources
+    that prose may quote."""
+    figures = set()
+    for page in PAGES:
+        header, above = None, []
+        with open(os.path.join(REPO, page)) as f:
+            for line in f:
+                if not line.startswith("|"):
+                    header, above = None, (above + [line])[-4:]
+                    continue
+                if header is None:
+                    header = " ".join(above) + line
+                    continue
+                if unit in header.lower():
+                    for cell in line.strip().strip("|").split("|"):
+                        found = re.fullmatch(r"\s*\**(\d+(?:\.\d+)?)\**( \(.*\))?\s*", cell)
+                        if found:
+                            figures.add(found.group(1))
+    return figures
+
+
+def test_every_speed_quoted_in_prose_is_a_figure_of_a_table():
+    """One source for every figure: a speed that the README or a guide page says in words ("6.08 ms a
+    face") is a cell of a table that measures it (docs/speed.md, docs/scoring.md, the lab book), with
+    its command, date and machine beside that table; a figure rounded or remembered is caught."""
+    unsourced = []
+    for unit, pattern in SPEEDS.items():
+        sources = table_figures(unit)
+        for page in ["README.md", "pretrained/README.md", *(p for p in PAGES if p.startswith("docs/") and "/lab/" not in p)]:
+            with open(os.path.join(REPO, page)) as f:
+                for number, line in enumerate(f, 1):
+                    if line.startswith("|"):
+                        continue
+                    unsourced += [f"{page}:{number}: {m.group(0)}" for m in re.finditer(pattern, line)
+                                  if m.group(1) not in sources]
+    assert not unsourced, unsourced
+    assert {"6.08", "1.26"} <= table_figures("ms a face")          # the tables themselves were read
+
+
+def test_no_page_speaks_our_own_words():
+    """Words a stranger would not understand: the shipped model is "the shipped model", never "the
+    box"; no issue numbers; no paths outside the repository."""
+    said = []
+    for page in PAGES + ["CHANGELOG.md", "samples/README.md", "pretrained/yunet/README.md"]:
+        with open(os.path.join(REPO, page)) as f:
+            for number, line in enumerate(f, 1):
+                for words in ("model in the box", "issue #", "../shared", "$FILES_AT", "FILES_AT"):
+                    if words in line:
+                        said.append(f"{page}:{number}: {words}")
+                if re.search(r"\b[Tt]he box\b(?! (is|in|of|around)\b)", line) and "face" not in line:
+                    said.append(f"{page}:{number}: the box")
+    assert not said, said

@@ -45,7 +45,7 @@ def test_tflite_gives_the_same_top1_as_keras(trained):
     assert len(faces) == 20
     assert np.array_equal(np.argmax(tflite, axis=1), expected.argmax(axis=1))
     np.testing.assert_allclose(tflite, expected, atol=1e-4)
-    assert (out / "labels.txt").read_text().split() == classes
+    assert (out / "model.labels.txt").read_text().split() == classes
 
 
 def test_int8_tflite_is_read_as_a_model_and_keeps_keras_top1(trained, tmp_path):
@@ -54,7 +54,7 @@ def test_int8_tflite_is_read_as_a_model_and_keeps_keras_top1(trained, tmp_path):
     out, faces, expected, classes = trained
     result = run_script("cnn_export.py", f"--model={out / 'model.keras'}", "--format=tflite_int8", cwd=out)
     assert result.returncode == 0, result.stderr[-2000:]
-    assert f"wrote {out / 'model_int8.tflite'}" in result.stdout
+    assert f"wrote {out / 'model_int8.tflite'} and {out / 'model_int8.labels.txt'}" in result.stdout   # its own
     model, its_classes, _ = cnn_model.load_model(str(out / "model_int8.tflite"))
     assert its_classes == classes
     answers = cnn_model.predict(model, faces)

@@ -135,9 +135,11 @@ def test_the_api_loads_the_model_and_the_detector_once(external_faces, monkeypat
     photo = np.asarray(cnn_faces.read_picture(os.path.join(external_faces, "happy", "feliz.jpg")))
     answers = [cnn_faces.detect_emotions(photo) for _ in range(3)]
     assert len(loads) == 1 and answers[0] == answers[1] == answers[2]
-    detector = cnn_faces._LOADED_DETECTORS["yunet"]
-    cnn_faces.detect_emotions(photo[::2, ::2].copy())
-    assert cnn_faces._LOADED_DETECTORS["yunet"] is detector and len(loads) == 1
+    (size, detector), = ((s, d) for s, d in cnn_faces._LOADED_DETECTORS["yunet"].items() if s[::-1] == photo.shape[:2])
+    cnn_faces.detect_emotions(photo[::2, ::2].copy())    # another size: a detector of its own, the first one kept
+    cnn_faces.detect_emotions(photo)
+    assert cnn_faces._LOADED_DETECTORS["yunet"][size] is detector and len(loads) == 1
+    assert len(cnn_faces._LOADED_DETECTORS["yunet"]) <= cnn_faces.YUNET_SIZES
     (face,) = answers[0]
     assert max(face["emotions"], key=face["emotions"].get) == "happy"
 

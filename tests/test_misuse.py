@@ -2,6 +2,7 @@
 its reason; nothing of another run is reported as this one's."""
 import json
 import os
+import re
 import resource
 import shutil
 import socket
@@ -143,14 +144,23 @@ def test_a_finished_run_is_never_trained_over_silently_and_a_diverged_one_report
         "log/earlier_<date-time>/)")
     second = run_script("cnn_run.py", *nan, "--fresh=True", cwd=tmp_path)
     assert second.returncode != 0
-    assert _last_line(second) == (
-        "error: the training loss became NaN or infinite in epoch 1 (--learning_rate=1e+30 may be too high); the run "
-        "stopped and reports nothing: no model of this run was saved; history.csv shows the epochs")
+    said = _last_line(second)
+    assert re.fullmatch(
+        r"error: the training loss became NaN or infinite in epoch 1 \(--learning_rate=1e\+30 may be too high\); the run "
+        r"stopped and reports nothing: no model of this run was saved; its files \(history.csv shows the epochs\) are "
+        r"moved into log/diverged_[0-9-]+/, so log trains afresh: run again with a smaller --learning_rate", said), said
     assert "saved log/model.keras" not in second.stdout and "test accuracy" not in second.stdout.lower()
     assert not (tmp_path / "log" / "model.keras").exists() and not (tmp_path / "log" / "metrics.json").exists()
     [earlier] = (tmp_path / "log").glob("earlier_*")
     assert (earlier / "model.keras").read_bytes() == model
     assert json.loads((earlier / "metrics.json").read_text()) == metrics
+    [diverged] = (tmp_path / "log").glob("diverged_*")
+    assert (diverged / "history.csv").exists() and (diverged / "backup").is_dir()
+    # The way on that the line gives works in the same folder: a smaller learning rate trains afresh.
+    third = run_script("cnn_run.py", *nan[:-1], "--learning_rate=0.001", cwd=tmp_path)
+    assert third.returncode == 0, third.stderr[-2000:]
+    assert "resuming" not in third.stdout and "already finished" not in third.stdout
+    assert json.loads((tmp_path / "log" / "metrics.json").read_text())["epochs_run"] == 2
 
 
 def test_odd_inputs_are_said_once_and_a_missing_source_is_named(tmp_path, external_faces, demo_dir):
@@ -184,7 +194,8 @@ def test_an_unfinished_run_is_resumed_only_by_its_own_command(tmp_path, demo_dir
     assert other.returncode != 0
     assert _last_line(other).startswith("error: run holds an unfinished run (") and _last_line(other).endswith(
         "epochs done) of other settings: learning_rate 0.001 there, 0.01 here. Run its own command to resume it, "
-        "or give another --out_dir")
+        "or --fresh=True to train afresh there (its files are first moved into run/earlier_<date-time>/), or give "
+        "another --out_dir")
     again = run_script("cnn_run.py", *args, cwd=tmp_path)
     assert again.returncode == 0, again.stderr[-2000:]
     assert "resuming from" in again.stdout and (tmp_path / "run" / "metrics.json").exists()

@@ -102,7 +102,7 @@ def test_the_shipped_model_teaches_a_student(fer_tiny, tmp_path):
     cnn_storage.save_model(teacher, str(blank), FER_CLASSES, dict(params, drop_blank=True))
     with pytest.raises(cnn_model.ModelError, match=r"no_blank.keras: .*drop_blank True\); train with .* --drop_blank=True"):
         cnn_teacher.teacher_targets([str(blank)], faces, labels, paths, FER_CLASSES, p)
-    # The model in the box stores no split_order (it came first) and split shuffled: a student split by
+    # The shipped model stores no split_order (it came first) and split shuffled: a student split by
     # name, as ImageDataGenerator does, holds out other faces, and is told which setting to change.
     with pytest.raises(cnn_model.ModelError, match=r"split_order shuffled\); train with .* --split_order=shuffled"):
         cnn_teacher.teacher_targets([PRETRAINED], faces, labels, paths, FER_CLASSES, dict(p, split_order="name"))

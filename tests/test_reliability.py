@@ -224,6 +224,13 @@ def test_a_run_killed_anywhere_ends_as_the_unbroken_run_does(demo_dir, tmp_path)
         assert killed.returncode == -signal.SIGKILL, (point, killed.stderr[-2000:])
         assert before.format(out / "backup") in killed.stdout, (point, killed.stdout[-2000:])
         assert not (out / "metrics.json").exists()
+    # Killed while it scored its model: another command would score that model as its own; it is refused.
+    other = run_script("cnn_run.py", *[a for a in args if not a.startswith("--learning_rate")], "--learning_rate=0.02",
+                       f"--out_dir={out}", cwd=tmp_path)
+    assert other.returncode != 0 and other.stderr.strip().splitlines()[-1].startswith(
+        f"error: {out} holds a run whose training finished (3 epochs) and whose evaluation did not, of other "
+        f"settings: learning_rate 0.01 there, 0.02 here. Run its own command to evaluate it, or --fresh=True"), other.stderr[-2000:]
+    assert not (out / "metrics.json").exists() and (out / "backup" / "finished.json").exists()
     resumed = run_script("cnn_run.py", *args, f"--out_dir={out}", cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert said[-1] in resumed.stdout
