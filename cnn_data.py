@@ -113,7 +113,7 @@ def file_problem(path):
     try:
         stat_result = os.stat(path)
     except OSError as error:
-        if not os.path.lexists(path):
+        if error.errno == errno.ENOENT and not os.path.islink(path):
             return "no such file"
         if error.errno == errno.ELOOP:
             return "a symbolic link in a loop (it leads back to itself)"
@@ -127,6 +127,8 @@ def file_problem(path):
     for test, name in kind.items():
         if test(stat_result.st_mode):
             return f"{name}, not an image file"
+    if not os.access(path, os.R_OK):
+        return "cannot be read (permission denied)"
     if stat_result.st_size == 0:
         with open(path, "rb") as f:     # /proc's files say 0 bytes and hold text: those are read, and refused as such
             if not f.read(1):
@@ -449,9 +451,10 @@ def balance_classes(images, labels, paths, classes, count, seed):
     counts = np.bincount(labels, minlength=len(classes))
     kept = [c for c in range(len(classes)) if counts[c] >= count / 2]
     if len(kept) < 2:
+        second = int(np.sort(counts)[-2]) if len(counts) > 1 else 0
         raise DataError(f"--balance_count={count}: keeps {len(kept)} class{'es' if len(kept) != 1 else ''} (a class "
-                        f"needs at least half of it, {count / 2:g} faces; the largest has {counts.max()}); give a "
-                        f"smaller --balance_count")
+                        f"needs at least half of it, {count / 2:g} faces); give --balance_count={2 * second} or "
+                        f"less, so that the two largest classes stay")
     chosen = np.sort(np.concatenate([rng.permutation(np.flatnonzero(labels == c))[:count] for c in kept]))
     new_label = {old: new for new, old in enumerate(kept)}
     print(f"{'class':<12}{'before':>8}{'after':>8}   (balanced to {count})")

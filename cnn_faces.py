@@ -145,8 +145,8 @@ def _yunet_faces(rgb, side):
 
 
 def _yunet(size):
-    """A YuNet detector for pictures of this (width, height), made once and kept for the last
-    YUNET_SIZES sizes: a detector given a picture of another size sets its network up anew before
+    """A YuNet detector for pictures of this (width, height), made once and kept for the
+    YUNET_SIZES sizes used last: a detector given a picture of another size sets its network up anew before
     it searches, and a folder of photos mixes sizes."""
     cv2 = cnn_data.opencv()
     kept = _LOADED_DETECTORS.setdefault("yunet", {})
@@ -160,7 +160,8 @@ def _yunet(size):
             raise DetectorError(f"{YUNET}: not a face detector OpenCV can load ({str(error).strip().splitlines()[-1]}); "
                                 f"reinstall the toolkit (or use --detector=haar)") from None
         while len(kept) > YUNET_SIZES:
-            del kept[next(iter(kept))]          # the size made longest ago
+            del kept[next(iter(kept))]          # the size used longest ago
+    kept[size] = kept.pop(size)                 # now the size used last
     return kept[size]
 
 

@@ -44,7 +44,7 @@ def check_resume(p):
     moves either aside instead (check_before_decoding in cnn_run.py)."""
     backup = os.path.join(p["out_dir"], "backup")
     if p["fresh"] or not os.path.isdir(backup):
-        return
+        return                  # --fresh=True: resumed when resumable(p), else moved aside
     afresh = (f"or --fresh=True to train afresh there (its files are first moved into {p['out_dir']}/earlier_<date-time>/), "
               f"or give another --out_dir")
     trained = cnn_storage.read_json(os.path.join(backup, "finished.json"))
@@ -66,6 +66,24 @@ def check_resume(p):
     if done > p["epochs"]:
         sys.exit(f"error: {p['out_dir']} holds an unfinished run that has done {done} epochs, more than "
                  f"--epochs={p['epochs']}; give --epochs={done} or more to resume it, {afresh}")
+
+
+def resumable(p):
+    """Whether out_dir holds this very command's unfinished run (or its training, finished and not yet
+    evaluated): --fresh=True then resumes it, as the same command without it does, rather than moving
+    it aside (a --fresh=True run that was killed is resumed by its own command)."""
+    backup = os.path.join(p["out_dir"], "backup")
+    if not os.path.isdir(backup):
+        return False
+    trained = cnn_storage.read_json(os.path.join(backup, "finished.json"))
+    if trained is not None:
+        stored, differ = settings_differ(p, FINISHED_MAY_CHANGE, trained.get("params"))
+    else:
+        import cnn_model
+        if not cnn_model.finished_epochs(p["out_dir"]):
+            return False
+        stored, differ = settings_differ(p, RESUME_MAY_CHANGE)
+    return bool(stored) and not differ
 
 
 def settings_differ(p, may_change, stored=None):
@@ -129,10 +147,10 @@ def move_earlier_run(out_dir, prefix="earlier_"):
     present = run_files(out_dir) if os.path.isdir(out_dir) else []
     if not present:
         return None
-    aside = os.path.join(out_dir, prefix + time.strftime("%Y%m%d-%H%M%S"))
+    base = aside = os.path.join(out_dir, prefix + time.strftime("%Y%m%d-%H%M%S"))
     k = 2
     while os.path.exists(aside):            # two in one second
-        aside, k = f"{aside.rsplit('~', 1)[0]}~{k}", k + 1
+        aside, k = f"{base}~{k}", k + 1
     os.makedirs(aside)
     for name in present:
         os.replace(os.path.join(out_dir, name), os.path.join(aside, name))

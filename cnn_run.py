@@ -229,8 +229,16 @@ def check_before_decoding(p, argv):
     finished = cnn_out_dir.finished_run(p["out_dir"])
     if finished is not None and not p["fresh"]:
         return cnn_out_dir.same_finished_run(p, finished)
+    moving = p["fresh"] and not cnn_out_dir.resumable(p)    # another run's files (finished or not), a scoring's
+    if moving:
+        for option in ("init_model", "teacher"):                # this run's own inputs are not to be moved away
+            for path in filter(None, p[option].split(",")):
+                if (os.path.dirname(os.path.abspath(path)) == os.path.abspath(p["out_dir"])
+                        and os.path.basename(path) in cnn_out_dir.run_files(p["out_dir"])):
+                    sys.exit(f"error: --{option}={path}: --fresh=True would move it into {p['out_dir']}/earlier_"
+                             f"<date-time>/ with the earlier run's files; copy it out of {p['out_dir']} first")
     cnn_out_dir.claim_out_dir(p["out_dir"])         # last: a run refused above leaves no out_dir behind
-    if p["fresh"]:                                  # a finished run's files, an unfinished one's, a scoring's
+    if moving:
         cnn_out_dir.move_earlier_run(p["out_dir"])
     return None
 
@@ -417,7 +425,11 @@ def other_faces(path, data_dir):
     have trained on this run's validation faces. A subset of its classes may be its own faces."""
     theirs = (cnn_storage.stored_meta(path) or {}).get("classes", [])
     train = os.path.join(data_dir, "train")
-    ours = [d for d in os.listdir(train) if os.path.isdir(os.path.join(train, d))] if os.path.isdir(train) else []
+    if not os.path.isdir(train):
+        return False
+    # Class folders as the loader reads them: hidden ones and empty ones are no classes.
+    ours = [d for d in os.listdir(train) if not d.startswith(".") and os.path.isdir(os.path.join(train, d))
+            and any(not f.startswith(".") for _, _, files in os.walk(os.path.join(train, d)) for f in files)]
     return bool(set(ours) - set(theirs))
 
 

@@ -196,9 +196,11 @@ def test_an_unfinished_run_is_resumed_only_by_its_own_command(tmp_path, demo_dir
         "epochs done) of other settings: learning_rate 0.001 there, 0.01 here. Run its own command to resume it, "
         "or --fresh=True to train afresh there (its files are first moved into run/earlier_<date-time>/), or give "
         "another --out_dir")
-    again = run_script("cnn_run.py", *args, cwd=tmp_path)
+    # Its own command resumes it, --fresh=True or not: a --fresh=True run that was stopped is resumed, not moved.
+    again = run_script("cnn_run.py", *args, "--fresh=True", cwd=tmp_path)
     assert again.returncode == 0, again.stderr[-2000:]
     assert "resuming from" in again.stdout and (tmp_path / "run" / "metrics.json").exists()
+    assert not list((tmp_path / "run").glob("earlier_*"))
 
 
 def test_each_bad_scoring_option_is_one_line_naming_it():
