@@ -134,16 +134,18 @@ class AtomicBackup(keras.callbacks.BackupAndRestore):
 
     Keras writes latest.weights.h5 in place: a SIGKILL that lands during that
     write (our resume test caught one) leaves a half-written file, and the next
-    start fails to read it. Here the weights go to a temporary file that is then
-    renamed, and the epoch count is written after them the same way, so a kill
+    start fails to read it. Here the weights are staged elsewhere, then written
+    whole under a temporary name that is renamed (cnn_storage.staged_write), and
+    the epoch count is written after them the same way, so a kill or a full disk
     leaves the last finished epoch's backup as it was.
     """
 
     def _save_model(self):
         os.makedirs(self.backup_dir, exist_ok=True)
-        tmp = self._weights_path.replace(".weights.h5", ".tmp.weights.h5")   # Keras wants this suffix
-        self.model.save_weights(tmp, overwrite=True)
-        os.replace(tmp, self._weights_path)
+        # Staged, then written whole (a full disk: one clean OSError, nothing half-written); Keras
+        # wants the .weights.h5 suffix.
+        cnn_storage.staged_write(lambda staged: self.model.save_weights(staged, overwrite=True), self._weights_path,
+                                 ".weights.h5", self.model)
         cnn_storage.write_json(self._training_metadata_path, {"epoch": self._current_epoch, "batch": self._last_batch_seen})
 
 

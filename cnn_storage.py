@@ -2,32 +2,44 @@
 inside it, and JSON files. The training callbacks and cnn_model both write through here, so
 neither needs the other to save (cnn_model loads: a model file needs its layers to load).
 """
+import errno
 import json
 import os
+import shutil
 import tempfile
 import zipfile
+
+import numpy as np
 
 META_FILE = "fer_toolkit.json"   # class names and parameters, stored inside the .keras zip
 
 
 def save_model(model, path, classes, params):
-    """Write model.keras atomically, with the class names and parameters inside it.
-
-    The model goes to a temporary file in the same folder, which is renamed
-    over `path` only when complete: a crash never leaves a half-written model.
-    """
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(suffix=".keras", dir=folder)
-    os.close(fd)
-    try:
-        model.save(tmp)
-        with zipfile.ZipFile(tmp, "a") as archive:
+    """Write model.keras atomically, with the class names and parameters inside it (staged: a full
+    disk is one OSError, ENOSPC, and leaves no half-written file)."""
+    def save(staged):
+        model.save(staged)
+        with zipfile.ZipFile(staged, "a") as archive:
             archive.writestr(META_FILE, json.dumps({"classes": list(classes), "params": params}, indent=1))
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    staged_write(save, path, ".keras", model)
+
+
+def staged_write(save, path, suffix, model):
+    """save(a path): a Keras save, made first in a scratch folder with room for it (memory, /dev/shm,
+    where there is one), then copied to path whole or not at all (write_bytes). h5py cut off by a
+    full disk mid-write leaves objects that complain as they are freed and can crash the interpreter
+    at exit; staged, it never meets the full disk, and a full disk is a plain OSError (ENOSPC)."""
+    need = sum(int(np.prod(w.shape)) * 4 for w in model.variables) * 1.2 + 1_000_000
+    for scratch in ("/dev/shm", tempfile.gettempdir()):
+        if os.path.isdir(scratch) and os.access(scratch, os.W_OK) and shutil.disk_usage(scratch).free > need:
+            break
+    else:
+        raise OSError(errno.ENOSPC, f"no space left to stage {os.path.basename(path)}")
+    with tempfile.TemporaryDirectory(dir=scratch, prefix="fer_toolkit_") as folder:
+        staged = os.path.join(folder, "staged" + suffix)
+        save(staged)
+        with open(staged, "rb") as f:
+            write_bytes(path, f.read())
 
 
 def write_bytes(path, data):
