@@ -14,7 +14,6 @@ import signal
 import threading
 import zipfile
 
-import numpy as np
 import keras
 
 import cnn_callbacks

@@ -11,7 +11,7 @@ The sets:
   faces of the kind it knows, and its test accuracy (PublicTest, which no model here trained on) is
   the figure to read.
 - qider: the cartoon stand-in for the 8-class report's QIDER (4,521 training faces, 1,346 in val/,
-  8 classes, two of them not FER-2013's), at 48x48: faces and classes the shipped model never saw.
+  8 classes, one of them, negative, not FER-2013's), at 48x48: faces and classes the shipped model never saw.
 Each set is trained twice, one command each: `--experiment=finetune` (the shipped model's layers
 but its head, a new head fitted first, then the whole network at learning rate 1e-4) and the same
 command with `--init_model= --learning_rate=1e-3` (the same network from random weights, at the

@@ -24,7 +24,6 @@ import time
 HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, HERE)
 
-import numpy as np
 from PIL import Image
 
 import cnn_params

@@ -106,8 +106,8 @@ def test_balanced_variant_drops_small_classes_everywhere(fer_slice, tmp_path):
 
 @pytest.fixture(scope="module")
 def qider_small(qider_dir, tmp_path_factory):
-    """A tenth of the stand-in for QIDER (each class's first files): the second 8-class row needs no
-    full epoch of 11,400 faces at 96x96 to show that it runs; qider_nodrop's test reads all of it."""
+    """A tenth of the stand-in for QIDER (each class's first files): the 8-class rows need no full
+    epoch of 11,400 faces at 96x96 to show that they run; the test below reads all of it."""
     folder = tmp_path_factory.mktemp("qider_small")
     for split in ("train", "val"):
         for name in sorted(os.listdir(os.path.join(qider_dir, split))):
@@ -118,11 +118,24 @@ def qider_small(qider_dir, tmp_path_factory):
     return str(folder)
 
 
-# finetune (the shipped network at full width, from its weights) has its own test in test_end_to_end.py.
+def test_the_qider_stand_in_is_table_1_before_and_after_augment_dataset(qider_dir, tmp_path, capsys):
+    """The 8-class report's Table 1, as the report prints it, from the whole stand-in read as
+    --experiment=qider reads it: its counts (A), augment_dataset's rule (D), and the class weights."""
+    import cnn_run
+    p = cnn_params.get_params(["--experiment=qider", f"--data_dir={qider_dir}", f"--out_dir={tmp_path}"])
+    data, (x_fit, y_fit), weights = cnn_run.training_set(p)
+    printed = capsys.readouterr().out
+    assert "A       501      377      336      746     1618      115      424      404     4521" in printed
+    assert "D      1618     1508     1344     1618     1618      460     1618     1616    11400" in printed
+    assert "neutral 2.00" in printed and len(y_fit) == 11400 and x_fit.shape[1:3] == (96, 96)
+    assert len(data["val"][1]) == 1346 and len(data["train"][1]) == 4521
+
+
+# finetune (the shipped network at full width, from its weights) has its own test in test_finetune.py.
 @pytest.mark.parametrize("name", sorted(set(cnn_params.EXPERIMENTS) - {"finetune"}))
 def test_each_experiment_runs_one_short_epoch(name, request, tmp_path):
     # The 8-class report's on the stand-in for its data set, the FER-2013 report's and ours on real faces.
-    data_dir = request.getfixturevalue({"qider_nodrop": "qider_dir", "qider": "qider_small"}.get(name, "fer_tiny"))
+    data_dir = request.getfixturevalue("qider_small" if name.startswith("qider") else "fer_tiny")
     extra = ["--balance_count=10"] if "balanced" in name else []
     if cnn_params.EXPERIMENTS[name].get("teacher"):    # a path from the repo's root; the test runs elsewhere
         extra.append(f"--teacher={os.path.join(REPO, cnn_params.EXPERIMENTS[name]['teacher'])}")
@@ -142,12 +155,6 @@ def test_each_experiment_runs_one_short_epoch(name, request, tmp_path):
     with zipfile.ZipFile(out / "model.keras") as archive:
         optimizer = json.loads(archive.read("config.json"))["compile_config"]["optimizer"]
     assert optimizer["class_name"] == {"adam": "Adam", "sgd": "SGD", "rmsprop": "RMSprop"}[p["optimizer"]]
-    if name == "qider_nodrop":
-        # The report's Table 1, as the report prints it: the stand-in has its counts, augment_dataset its rule.
-        assert "A       501      377      336      746     1618      115      424      404     4521" in result.stdout
-        assert "D      1618     1508     1344     1618     1618      460     1618     1616    11400" in result.stdout
-        assert "neutral 2.00" in result.stdout
-        assert metrics["val"]["n"] == 1346 and metrics["train"]["n"] == 4521
     # No experiment names a compute policy: each takes what "auto" picks for this machine, and trains in it.
     assert metrics["precision"] == cnn_device.compute_policy("auto")[0]
     model, _, params = cnn_model.load_model(str(out / "model.keras"))

@@ -17,7 +17,6 @@ import shutil
 import signal
 import socket
 import struct
-import sys
 import traceback
 import zlib
 

@@ -8,8 +8,6 @@ import subprocess
 import sys
 
 import numpy as np
-import pytest
-from PIL import Image
 
 from conftest import REPO, write_video
 from test_faces import _group_photo

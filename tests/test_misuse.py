@@ -87,7 +87,7 @@ def test_an_image_declaring_billions_of_pixels_is_refused_before_decoding(tmp_pa
     _png_bomb(tmp_path / "bomb.png")
     _jpeg_bomb(tmp_path / "bomb.jpg", external_faces)
     assert os.path.getsize(tmp_path / "bomb.png") < 100_000
-    import tensorflow      # its own start (some 700 MB) before the baseline: what is measured is the bombs'
+    import tensorflow  # noqa: F401  its own start (some 700 MB) before the baseline: what is measured is the bombs'
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     for name, declared in (("bomb.png", "100000x100000 = 10,000,000,000 pixels"), ("bomb.jpg", None)):
         with pytest.raises(cnn_faces.FaceError) as error:
