@@ -107,9 +107,10 @@ def read_image(path, draft_size=None):
     return img
 
 
-def file_problem(path):
-    """Why a path cannot be an image file, in words, or None: missing, a symbolic link that leads
-    nowhere or in a loop, a folder, a special file (a FIFO would block its reader forever), empty."""
+def file_problem(path, what="an image file"):
+    """Why a path cannot be `what` (an image file, a video file), in words, or None: missing, a
+    symbolic link that leads nowhere or in a loop, a folder, a special file (a FIFO would block its
+    reader forever), unreadable, empty."""
     try:
         stat_result = os.stat(path)
     except OSError as error:
@@ -121,12 +122,12 @@ def file_problem(path):
             return f"a symbolic link to {os.readlink(path)}, which does not exist"
         return f"cannot be read ({error.strerror})"
     if stat.S_ISDIR(stat_result.st_mode):
-        return "a folder where an image file is expected"
+        return f"a folder where {what} is expected"
     kind = {stat.S_ISFIFO: "a FIFO (named pipe)", stat.S_ISSOCK: "a socket", stat.S_ISCHR: "a device",
             stat.S_ISBLK: "a device"}
     for test, name in kind.items():
         if test(stat_result.st_mode):
-            return f"{name}, not an image file"
+            return f"{name}, not {what}"
     if not os.access(path, os.R_OK):
         return "cannot be read (permission denied)"
     if stat_result.st_size == 0:

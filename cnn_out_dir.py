@@ -42,24 +42,17 @@ def check_resume(p):
     training finished and whose evaluation did not (killed while it scored its model): its own
     command scores the model it trained; another would score that model as its own. --fresh=True
     moves either aside instead (check_before_decoding in cnn_run.py)."""
-    backup = os.path.join(p["out_dir"], "backup")
-    if p["fresh"] or not os.path.isdir(backup):
+    run = backed_up_run(p)
+    if p["fresh"] or run is None:
         return                  # --fresh=True: resumed when resumable(p), else moved aside
+    done, trained, _, differ = run
     afresh = (f"or --fresh=True to train afresh there (its files are first moved into {p['out_dir']}/earlier_<date-time>/), "
               f"or give another --out_dir")
-    trained = cnn_storage.read_json(os.path.join(backup, "finished.json"))
-    if trained is not None:
-        _, differ = settings_differ(p, FINISHED_MAY_CHANGE, trained.get("params"))
-        if differ:
-            sys.exit(f"error: {p['out_dir']} holds a run whose training finished ({trained.get('epochs', '?')} epochs) and "
-                     f"whose evaluation did not, of other settings: {'; '.join(differ)}. Run its own command to "
-                     f"evaluate it, {afresh}")
+    if trained and differ:
+        sys.exit(f"error: {p['out_dir']} holds a run whose training finished ({done} epochs) and whose evaluation did "
+                 f"not, of other settings: {'; '.join(differ)}. Run its own command to evaluate it, {afresh}")
+    if trained:
         return
-    import cnn_model            # only now: Keras is slow to load, and a new run needs none of this
-    done = cnn_model.finished_epochs(p["out_dir"])
-    if not done:
-        return
-    _, differ = settings_differ(p, RESUME_MAY_CHANGE)
     if differ:
         sys.exit(f"error: {p['out_dir']} holds an unfinished run ({done} epochs done) of other settings: "
                  f"{'; '.join(differ)}. Run its own command to resume it, {afresh}")
@@ -72,18 +65,26 @@ def resumable(p):
     """Whether out_dir holds this very command's unfinished run (or its training, finished and not yet
     evaluated): --fresh=True then resumes it, as the same command without it does, rather than moving
     it aside (a --fresh=True run that was killed is resumed by its own command)."""
+    run = backed_up_run(p)
+    return run is not None and bool(run[2]) and not run[3]
+
+
+def backed_up_run(p):
+    """The run whose backup out_dir holds, beside this command: (its epochs, whether its training
+    finished, its stored settings, each setting that differs in words), or None when there is none to
+    resume. A finished training's settings are in backup/finished.json; an unfinished run's, in its
+    model.keras, which may change on a resume by RESUME_MAY_CHANGE."""
     backup = os.path.join(p["out_dir"], "backup")
     if not os.path.isdir(backup):
-        return False
+        return None
     trained = cnn_storage.read_json(os.path.join(backup, "finished.json"))
     if trained is not None:
-        stored, differ = settings_differ(p, FINISHED_MAY_CHANGE, trained.get("params"))
-    else:
-        import cnn_model
-        if not cnn_model.finished_epochs(p["out_dir"]):
-            return False
-        stored, differ = settings_differ(p, RESUME_MAY_CHANGE)
-    return bool(stored) and not differ
+        return (trained.get("epochs", "?"), True, *settings_differ(p, FINISHED_MAY_CHANGE, trained.get("params")))
+    import cnn_model            # only now: Keras is slow to load, and a new run needs none of this
+    done = cnn_model.finished_epochs(p["out_dir"])
+    if not done:
+        return None
+    return (done, False, *settings_differ(p, RESUME_MAY_CHANGE))
 
 
 def settings_differ(p, may_change, stored=None):

@@ -25,9 +25,9 @@ def open_capture(source):
     """OpenCV's reader of a video file or a camera (its number), and its frame rate. Raises
     ValueError when there is no such file or camera, or OpenCV cannot read it."""
     cv2 = cnn_data.opencv()
-    problem = cnn_data.file_problem(source) if isinstance(source, str) else None
+    problem = cnn_data.file_problem(source, "a video file") if isinstance(source, str) else None
     if problem:
-        raise ValueError(problem.replace("an image file", "a video file"))
+        raise ValueError(problem)
     capture = cv2.VideoCapture(source)
     if not capture.isOpened():
         raise ValueError("not a video OpenCV can read" if isinstance(source, str) else

@@ -24,28 +24,17 @@ import os
 import shutil
 import subprocess
 import sys
-import tarfile
 import tempfile
 
 HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, HERE)
 
 import cnn_params
+from fast import fer2013        # FER-2013 at --fer_dir, else the shared archive extracted once
 
 ARGS = {"fer_dir": "data/fer2013", "classes": "happy,sad,surprise", "per_class": 200, "minutes": 4.0, "epochs": 10,
         "sets": "fer_subset,qider"}
-ARCHIVE = os.path.join(HERE, "..", "shared", "data", "fer2013", "fer2013.tar.gz")
 VAL_PER_CLASS = 60
-
-
-def fer2013(fer_dir):
-    if os.path.isdir(os.path.join(fer_dir, "test")):
-        return fer_dir
-    target = os.path.join(tempfile.gettempdir(), "fer2013_bench")
-    if not os.path.isdir(os.path.join(target, "fer2013", "test")):
-        with tarfile.open(ARCHIVE) as tar:
-            tar.extractall(target, filter="data")
-    return os.path.join(target, "fer2013")
 
 
 def fer_subset(fer_dir, classes, per_class, folder):
