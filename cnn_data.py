@@ -312,6 +312,16 @@ def load_images(files, height, width, drop_blank=False, split="train"):
     return images, names, paths, skipped
 
 
+def missing_data(data_dir):
+    """The one line for a data_dir that does not exist at all (a folder, or the Kaggle fer2013.csv), or
+    None: said before anything else about a run, since a mistyped path is the likeliest mistake."""
+    if os.path.exists(data_dir):
+        return None
+    if data_dir.endswith(".csv"):
+        return f"{data_dir}: no such file; expected the Kaggle fer2013.csv (emotion,pixels,Usage)"
+    return f"{data_dir}: no such folder; give --data_dir=FOLDER with train/<class>/ inside"
+
+
 def load_dataset(p):
     """Read data_dir (a folder, or the original fer2013.csv) as parameters p say.
 
@@ -358,8 +368,8 @@ def _load_train_folder(data_dir, size, drop_blank):
     if os.path.isfile(data_dir):
         raise DataError(f"{data_dir}: a file where a folder is expected; give --data_dir=FOLDER with train/<class>/ "
                         "inside, or Kaggle's fer2013.csv")
-    if not os.path.isdir(data_dir):
-        raise DataError(f"{data_dir}: no such folder; give --data_dir=FOLDER with train/<class>/ inside")
+    if missing_data(data_dir):
+        raise DataError(missing_data(data_dir))
     if not os.path.isdir(os.path.join(data_dir, "train")):
         parent = os.path.dirname(os.path.abspath(data_dir))
         if os.path.basename(os.path.normpath(data_dir)) in ("train", "test", "val"):     # the split named, not its parent
@@ -409,8 +419,8 @@ def read_fer2013_csv(path, height, width, drop_blank=False):
     if os.path.isdir(path):
         raise DataError(f"{path}: a folder where a file is expected (the Kaggle fer2013.csv); a folder of "
                         "images needs a name that does not end in .csv")
-    if not os.path.isfile(path):
-        raise DataError(f"{path}: no such file; expected the Kaggle fer2013.csv (emotion,pixels,Usage)")
+    if missing_data(path):
+        raise DataError(missing_data(path))
     classes = sorted(FER2013_CSV_CODES)
     rows = {split: ([], [], []) for split in CSV_SPLITS.values()}
     with open(path, newline="") as f:

@@ -201,6 +201,8 @@ def check_before_decoding(p, argv):
         cnn_demo.make_demo_set(p["demo_dir"])            # drawn once, on first use
     if os.path.abspath(p["data_dir"]) == os.path.abspath(p["qider_dir"]):
         cnn_demo.make_qider_set(p["qider_dir"])          # likewise: --experiment=qider
+    if cnn_data.missing_data(p["data_dir"]):            # before what out_dir holds: a typo is the likelier mistake
+        sys.exit(f"error: {cnn_data.missing_data(p['data_dir'])}")
     # A model to fine-tune must exist, and must have held out this run's validation faces (its stored
     # parameters say). "shipped" names the shipped model, wherever the toolkit is installed.
     if p["init_model"] == "shipped":
