@@ -522,12 +522,11 @@ def score_video(path, options, scorer, out, annotate, name, several):
                      probabilities={c: round(float(q), 5) for c, q in zip(classes, mean)})
     else:                       # no face in any frame: no answer, rather than the first class at 0
         entry.update(predicted=None, probabilities={})
-    import cnn_plots
-    longest = sorted(series.items(), key=lambda item: -len(item[1][0]))[:cnn_plots.MAX_PANELS]
-    cnn_plots.plot_people([(f"person {person}", times, probabilities) for person, (times, probabilities)
-                           in sorted(longest)] or [("no face", [], [])], classes, entry["timeline"],
-                          f"{path}: each class over time" + (f" ({len(longest)} of {len(series)} people)"
-                                                             if len(series) > len(longest) else ""))
+    longest = sorted(series.items(), key=lambda item: -len(item[1][0]))[:cnn_photos.MAX_PANELS]
+    cnn_photos.draw_timeline([(f"person {person}", times, probabilities) for person, (times, probabilities)
+                              in sorted(longest)] or [("no face", [], [])], classes, entry["timeline"],
+                             f"{path}: each class over time" + (f" ({len(longest)} of {len(series)} people)"
+                                                                if len(series) > len(longest) else ""))
     return entry
 
 

@@ -1,6 +1,9 @@
 """Photos and videos around the faces: a video's frames as a stream, a camera live, each photo or
 frame drawn with its faces' answers, the annotated video written frame by frame, a live window,
-and the contact sheet of the faces scored (eval.png).
+the contact sheet of the faces scored (eval.png) and a video's timeline.
+
+Everything here is drawn with Pillow, not Matplotlib: scoring then installs without Matplotlib
+and the fonts it brings, a fifth of the light install (docs/install.md).
 
 cnn_faces.py finds and scores the faces; cnn_eval.py puts the two together. Nothing here holds
 more than a frame or two: a two-hour film costs the memory of a few frames.
@@ -221,3 +224,58 @@ def contact_sheet(sheet_faces, classes, path, columns=8):
             if probabilities[k] > 0:
                 pen.rectangle((bar_left, y, bar_left + int(round(probabilities[k] * bar_width)), y + 16), fill=BLUE)
     sheet.save(path)
+
+
+MAX_PANELS = 6      # people drawn on a video's timeline: those seen longest, each in a panel of their own
+# Matplotlib's first ten colours ("tab10"), one a class, as the training plots draw them.
+TAB10 = ((31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189), (140, 86, 75),
+         (227, 119, 194), (127, 127, 127), (188, 189, 34), (23, 190, 207))
+
+
+def draw_timeline(panels, classes, path, title):
+    """timeline.png: the probability of each class over a video's time, one panel per person.
+    panels holds (label, times, rows), rows[i] the person's class probabilities at times[i]; a
+    line is broken where the person is out of sight (a gap of over 3 of their usual steps)."""
+    width, panel_height, left, right, top, bottom = 800, 300 if len(panels) == 1 else 180, 50, 20, 60, 40
+    picture = Image.new("RGB", (width, top + panel_height * len(panels) + bottom), "white")
+    pen = ImageDraw.Draw(picture)
+    font = ImageFont.load_default(size=12)
+    pen.text((width // 2, 8), title[:120], fill="black", font=font, anchor="mt")
+    x = left
+    for k, name in enumerate(classes):              # the legend, a colour a class, under the title
+        pen.line((x, 36, x + 18, 36), fill=TAB10[k % len(TAB10)], width=3)
+        pen.text((x + 22, 36), name, fill="black", font=font, anchor="lm")
+        x += 30 + int(pen.textlength(name, font=font))
+    times_seen = [t for _, times, _ in panels for t in times]
+    end = max(times_seen, default=0.0) or 1.0
+    place = lambda t: left + (width - left - right) * t / end
+    step = next(s for s in (0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1200, 3600, 7200, 1e9)
+                if end / s <= 10)
+    for n, (label, times, rows) in enumerate(panels):
+        y0, y1 = top + n * panel_height + 8, top + (n + 1) * panel_height - 8
+        height_of = lambda q: y1 - (y1 - y0) * float(q)
+        for q in (0.0, 0.5, 1.0):
+            pen.line((left, height_of(q), width - right, height_of(q)), fill=(225, 225, 225))
+            pen.text((left - 6, height_of(q)), f"{q:g}", fill="black", font=font, anchor="rm")
+        for k in range(int(end / step) + 1):
+            pen.line((place(k * step), y0, place(k * step), y1), fill=(235, 235, 235))
+        pen.rectangle((left, y0, width - right, y1), outline=(120, 120, 120))
+        rows = np.asarray(rows, dtype=np.float64).reshape(-1, len(classes))
+        gaps = np.diff(times)
+        usual = float(np.median(gaps)) if len(gaps) else 0.0
+        pieces = np.split(np.arange(len(times)), [i + 1 for i, gap in enumerate(gaps) if gap > 3 * usual])
+        for k in range(len(classes)):
+            for piece in pieces:
+                points = [(place(times[i]), height_of(rows[i, k])) for i in piece]
+                if len(points) > 1:
+                    pen.line(points, fill=TAB10[k % len(TAB10)], width=2)
+                elif points:
+                    pen.ellipse((points[0][0] - 2, points[0][1] - 2, points[0][0] + 2, points[0][1] + 2),
+                                fill=TAB10[k % len(TAB10)])
+        pen.rectangle(pen.textbbox((left + 6, y0 + 4), label, font=font), fill="white")     # over the lines
+        pen.text((left + 6, y0 + 4), label, fill="black", font=font)
+    axis = top + panel_height * len(panels) - 8
+    for k in range(int(end / step) + 1):
+        pen.text((place(k * step), axis + 4), f"{k * step:g}", fill="black", font=font, anchor="mt")
+    pen.text((width // 2, axis + 20), "time (s)", fill="black", font=font, anchor="mt")
+    picture.save(path)

@@ -2,8 +2,8 @@
 
 A training run (cnn_run.py) draws loss.png and accuracy.png (both reports' curves), the class
 counts of each split, a sample of augmented faces, and for each scored split a confusion matrix
-and per-class recall and precision. Scoring (cnn_eval.py) draws a video's timeline, a panel per
-person (eval.png, the photos' faces, is drawn with Pillow in cnn_photos.py).
+and per-class recall and precision. Scoring draws nothing here: its pictures (eval.png, a video's
+timeline) are drawn with Pillow in cnn_photos.py, so that the scorer installs without Matplotlib.
 """
 import os
 
@@ -99,35 +99,6 @@ def plot_per_class(m, classes, title, path):
     ax.set_ylim(0, 1)
     ax.set_title(f"per class, {title}")
     ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-
-
-def plot_timeline(times, rows, classes, path, title):
-    """The probability of each class over the video's time: rows[i] holds the class probabilities
-    of one face at times[i] (frames without it are left out)."""
-    plot_people([("probability", times, rows)], classes, path, title)
-
-
-MAX_PANELS = 6      # people drawn on a video's timeline: those seen longest, each in a panel of their own
-
-
-def plot_people(panels, classes, path, title):
-    """The probability of each class over time, one panel per person: panels holds (label, times,
-    rows), rows[i] the person's class probabilities at times[i] (frames without them left out)."""
-    fig, axes = plt.subplots(len(panels), 1, figsize=(8, 4 if len(panels) == 1 else 1.2 + 2 * len(panels)),
-                             sharex=True, squeeze=False)
-    for ax, (label, times, rows) in zip(axes[:, 0], panels):
-        rows = np.asarray(rows, dtype=np.float32).reshape(-1, len(classes))
-        for k, c in enumerate(classes):
-            ax.plot(times, rows[:, k], label=c)
-        ax.set_ylabel(label)
-        ax.set_ylim(0, 1)
-        ax.grid(alpha=0.3)
-    axes[0, 0].set_title(title)
-    axes[0, 0].legend(fontsize=7, ncol=4)
-    axes[-1, 0].set_xlabel("time (s)")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)

@@ -9,9 +9,10 @@ loss.png, accuracy.png, class_distribution.png and metrics.json.
 Started again after a crash or Ctrl-C, the same command resumes the run.
 --help lists every parameter with its default.
 
-Keras, TensorFlow and the modules that load them (cnn_model, cnn_device, cnn_teacher) are
-imported inside the functions that use them: a wrong option or folder is then said in a second,
-before TensorFlow's start of several seconds.
+Keras, TensorFlow, Matplotlib and the modules that load them (cnn_model, cnn_device, cnn_teacher,
+cnn_plots) are imported inside the functions that use them: a wrong option or folder is then said
+in a second, before TensorFlow's start of several seconds, and where the scorer alone is
+installed (no Keras, no Matplotlib) the run says in one line what to install.
 """
 import errno
 import hashlib
@@ -31,7 +32,6 @@ import cnn_demo
 import cnn_history
 import cnn_metrics
 import cnn_out_dir
-import cnn_plots
 import cnn_split
 import cnn_storage
 import pretrained
@@ -43,7 +43,7 @@ def main(argv):
         return
     p = cnn_params.params_or_exit(argv)
     cnn_data.set_max_pixels(p["max_image_pixels"])
-    check_keras_installed()
+    check_training_installed()
     started = time.time()
     # 0. What can be checked before minutes of decoding. Several processes (multi_worker) meet first:
     #    JAX's must before any computation, and each must know whether it is the chief that writes out_dir.
@@ -114,6 +114,7 @@ def main(argv):
             sys.exit(cnn_out_dir.diverged_run(p, diverged[0]))
         if not os.path.exists(model_path):      # no epoch had a validation score
             cnn_storage.save_model(model, model_path, classes, p)
+        import cnn_plots
         cnn_plots.plot_history(history, p["out_dir"])
 
         # 4. Evaluate the saved best model on every split, as the reports' tables do.
@@ -130,15 +131,16 @@ def main(argv):
           f"training {metrics['training_time_s']:.0f} s over {len(history)} epochs, counting any before a resume)")
 
 
-def check_keras_installed():
-    """Exit in one line when Keras or every backend is missing (`pip install .` installs the scorer
-    alone), found without importing them: TensorFlow's start takes seconds."""
+def check_training_installed():
+    """Exit in one line when Keras, its backend or Matplotlib (the training plots) is missing (`pip
+    install .` installs the scorer alone), found without importing them: TensorFlow's start takes seconds."""
     import importlib.util
     backend = os.environ.get("KERAS_BACKEND", "tensorflow")
-    missing = [m for m in ("keras", backend if backend in ("tensorflow", "jax", "torch") else "tensorflow")
+    missing = [m for m in ("keras", backend if backend in ("tensorflow", "jax", "torch") else "tensorflow", "matplotlib")
                if importlib.util.find_spec(m) is None]
     if missing:
-        sys.exit(f"error: training needs {' and '.join(missing)}, which the scorer alone does not install: "
+        named = " and ".join([", ".join(missing[:-1]), missing[-1]] if len(missing) > 1 else missing)
+        sys.exit(f"error: training needs {named}, which the scorer alone does not install: "
                  f'pip install ".[train]" in the toolkit\'s folder (or pip install -r requirements.txt)')
 
 
@@ -265,6 +267,7 @@ def training_set(p):
         print("no validation faces: every training face is trained on, and model.keras is the last epoch, "
               "chosen by nothing")
     os.makedirs(p["out_dir"], exist_ok=True)
+    import cnn_plots
     cnn_plots.plot_class_distribution(data, classes, os.path.join(p["out_dir"], "class_distribution.png"))
     x_fit, y_fit = x_train, y_train
     if p["augment_dataset"]:
@@ -332,6 +335,7 @@ def evaluate(model_path, data, p, history, started, teacher_time):
         metrics["val"]["augmented"] = score_augmented(best, *data["val"][:2], classes, p)
     cnn_storage.write_json(os.path.join(p["out_dir"], "metrics.json"), metrics)
     shown = next(split for split in ("test", "val", "train") if split in metrics)
+    import cnn_plots
     cnn_plots.plot_confusion_matrix(metrics[shown], classes, f"{shown} split", os.path.join(p["out_dir"], "confusion_matrix.png"))
     cnn_plots.plot_per_class(metrics[shown], classes, f"{shown} split", os.path.join(p["out_dir"], "per_class.png"))
     return metrics
@@ -371,6 +375,7 @@ def training_batches(images, labels, n_classes, batch, p, shard=(0, 1), class_we
     seed = p["seed"] + (500 if p["init_model"] else 0)
     augmenter = cnn_data.live_augmenter(p, seed) if p["live_augment"] else None
     if augmenter is not None:
+        import cnn_plots
         cnn_plots.plot_augmented(images, augmenter, os.path.join(p["out_dir"], "augmented_examples.png"), p["seed"])
     return cnn_data.make_dataset(images, labels, n_classes, batch, training=True, augmenter=augmenter, seed=seed,
                                  mixup=p["mixup"], shard=shard, epochs=(cnn_model.finished_epochs(p["out_dir"]), p["epochs"]),

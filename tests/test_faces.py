@@ -371,12 +371,13 @@ def test_faces_followed_between_searches_are_where_a_search_finds_them_and_a_new
 
 
 def test_the_timeline_draws_each_class_where_its_probability_is(tmp_path):
-    """plot_timeline's picture, read back: the first class's line (Matplotlib's blue) lies high
-    while its probability is 0.9 and low once it is 0.1; the second class's (orange) the other way."""
-    import cnn_plots
+    """draw_timeline's picture, read back: the first class's line (blue) lies high while its
+    probability is 0.9 and low once it is 0.1; the second class's (orange) the other way."""
+    import cnn_photos
     times = [k * 0.5 for k in range(20)]
     rows = [[0.9, 0.1, 0.0] if k < 10 else [0.1, 0.9, 0.0] for k in range(20)]
-    cnn_plots.plot_timeline(times, rows, ["happy", "surprise", "sad"], str(tmp_path / "timeline.png"), "a clip")
+    cnn_photos.draw_timeline([("person 1", times, rows)], ["happy", "surprise", "sad"], str(tmp_path / "timeline.png"),
+                             "a clip")
     picture = np.asarray(Image.open(tmp_path / "timeline.png").convert("RGB")).astype(int)
     width = picture.shape[1]
 
@@ -390,3 +391,13 @@ def test_the_timeline_draws_each_class_where_its_probability_is(tmp_path):
     blue, orange = (31, 119, 180), (255, 127, 14)
     assert height_of(blue, left) < height_of(blue, right) - 100
     assert height_of(orange, left) > height_of(orange, right) + 100
+
+    # A second person, out of sight from 2 s to 6 s of the 9.5: nothing is drawn across the gap.
+    seen = [k for k in range(20) if not 4 < k < 12]
+    cnn_photos.draw_timeline([("person 1", times, rows), ("person 2", [times[k] for k in seen], [rows[k] for k in seen])],
+                             ["happy", "surprise", "sad"], str(tmp_path / "two.png"), "two people")
+    picture = np.asarray(Image.open(tmp_path / "two.png").convert("RGB")).astype(int)
+    lower = picture[picture.shape[0] // 2:]
+    coloured = lambda columns: (np.abs(lower[:, columns, None] - np.array([blue, orange])).sum(axis=-1) < 60).sum()
+    gap = slice(int(50 + 730 * 2.2 / 9.5), int(50 + 730 * 5.8 / 9.5))      # the plot spans x = 50 to 780
+    assert coloured(gap) == 0 and coloured(slice(60, 200)) > 100

@@ -1,5 +1,6 @@
-"""Scoring without TensorFlow: the checkout with TensorFlow, Keras and mtcnn made unimportable, and the
-light install (`pip install .`) in a fresh virtual environment, used from another folder."""
+"""Scoring without TensorFlow: the checkout with TensorFlow, Keras, mtcnn and Matplotlib made
+unimportable, and the light install (`pip install .`) in a fresh virtual environment, used from
+another folder, then `pip install ".[train]"` over it."""
 import json
 import os
 import re
@@ -12,12 +13,12 @@ import numpy as np
 from conftest import REPO, write_video
 from test_faces import _group_photo
 
-# Run before the code under test: TensorFlow, Keras and mtcnn cannot be imported, as after `pip install .`.
+# Run before the code under test: TensorFlow, Keras, mtcnn and Matplotlib cannot be imported, as after `pip install .`.
 BLOCK = """
 import sys, importlib.abc
 class Blocked(importlib.abc.MetaPathFinder):
     def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] in ("tensorflow", "keras", "mtcnn"):
+        if name.split(".")[0] in ("tensorflow", "keras", "mtcnn", "matplotlib"):
             raise ModuleNotFoundError(f"No module named {name!r}")
 sys.meta_path.insert(0, Blocked())
 sys.path.insert(0, sys.argv.pop(1))
@@ -42,7 +43,7 @@ import cnn_faces
 faces = cnn_faces.detect_emotions("group.jpg")
 frames = list(cnn_faces.video_emotions("clip.mp4", fps=5))
 print("API", len(faces), len(frames), sum(len(f) for _, f in frames))
-print("IMPORTED", sorted(m for m in ("tensorflow", "keras", "mtcnn") if m in sys.modules))
+print("IMPORTED", sorted(m for m in ("tensorflow", "keras", "mtcnn", "matplotlib") if m in sys.modules))
 """
     result = _blocked(code, cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
@@ -92,10 +93,17 @@ def _light_files(into):
                     ignore=shutil.ignore_patterns("__pycache__"))
 
 
+def _megabytes_on_disk(folder):
+    """What `du -s` says of a folder, in MB (10^6 bytes): the blocks its files take."""
+    return sum(os.lstat(os.path.join(root, name)).st_blocks * 512 for root, dirs, files in os.walk(folder)
+               for name in files + dirs) / 1e6
+
+
 def test_pip_install_gives_the_scorer_alone_that_works_from_any_folder(external_faces, tmp_path):
-    """`pip install .` in a fresh virtual environment: no TensorFlow, every shipped model inside, and
-    `python -m cnn_eval PHOTO`, `import cnn_faces` and `python -m cnn_run` (one line: what to install)
-    from a folder that is not the checkout."""
+    """`pip install .` in a fresh virtual environment: no TensorFlow, no Matplotlib, every shipped
+    model inside, site-packages under 400 MB, and `python -m cnn_eval PHOTO`, `import cnn_faces` and
+    `python -m cnn_run` (one line: what to install) from a folder that is not the checkout; then
+    `pip install ".[train]"` brings training back: `python -m cnn_run` trains the demo set there."""
     source, venv, work = tmp_path / "source", tmp_path / "venv", tmp_path / "work"
     source.mkdir(), work.mkdir()
     _light_files(source)
@@ -106,8 +114,10 @@ def test_pip_install_gives_the_scorer_alone_that_works_from_any_folder(external_
     assert installed.returncode == 0, installed.stderr[-2000:]
     listed = subprocess.run([python, "-m", "pip", "list", "--format=json"], capture_output=True, text=True, check=True)
     names = {p["name"].lower() for p in json.loads(listed.stdout)}
-    assert {"fer-toolkit", "ai-edge-litert", "opencv-python-headless", "numpy", "pillow", "matplotlib"} <= names
-    assert not names & {"tensorflow", "tensorflow-cpu", "keras", "mtcnn", "jax"}, names
+    assert {"fer-toolkit", "ai-edge-litert", "opencv-python-headless", "numpy", "pillow"} <= names
+    assert not names & {"tensorflow", "tensorflow-cpu", "keras", "mtcnn", "jax", "matplotlib"}, names
+    (site_packages,) = (venv / "lib").glob("python3*/site-packages")
+    assert _megabytes_on_disk(site_packages) < 400, _megabytes_on_disk(site_packages)
 
     _group_photo(external_faces, work / "group.jpg")
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
@@ -126,6 +136,15 @@ def test_pip_install_gives_the_scorer_alone_that_works_from_any_folder(external_
         refused = run(*args)
         last = refused.stderr.strip().splitlines()[-1]
         assert refused.returncode != 0 and words in last and 'pip install ".[train]"' in last, refused.stderr[-1500:]
+
+    trainer = subprocess.run([python, "-m", "pip", "install", "-q", f"{source}[train]"], capture_output=True,
+                             text=True, timeout=900)
+    assert trainer.returncode == 0, trainer.stderr[-2000:]
+    trained = run("-m", "cnn_run", "--epochs=1")
+    assert trained.returncode == 0, trained.stderr[-2000:]
+    assert "training on the built-in demo set" in trained.stdout, trained.stdout[-1500:]
+    metrics = json.loads((work / "log" / "metrics.json").read_text())
+    assert metrics["test"]["n"] > 0 and (work / "log" / "model.keras").is_file() and (work / "log" / "loss.png").is_file()
 
 
 def test_the_light_install_and_its_train_extra_are_what_requirements_txt_installs():
