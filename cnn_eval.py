@@ -327,17 +327,22 @@ def score_all(sources, options, scorer, paths, out, annotate):
 def score_each(sources, kept, options, scorer, out, annotate, log, names):
     """Each (path, true class) in turn, scored: its entry and, for a photo, its largest face's
     pixels (None for a video, or an entry kept from an earlier run), the entry written to the log
-    at once. A file that cannot be read is named and skipped. The next photo is decoded in a
-    second thread while this one is scored: decoding a phone photo takes about half as long as
-    finding its faces, and both let go of Python's lock."""
+    at once. A file that cannot be read is named and skipped. The next photo is decoded and its
+    faces found in a second thread while this one's are scored, drawn and written: decoding,
+    finding faces and writing a copy all let go of Python's lock."""
     n_videos = sum(1 for path, _ in sources if options["camera"] or cnn_photos.is_video(path))
     is_photo = lambda path: not (options["camera"] or cnn_photos.is_video(path)) and path not in kept
+    input_shape = scorer[0][0].input_shape[1:3]
+
+    def read_and_search(path):
+        colour = cnn_faces.read_picture(path)
+        return colour, cnn_faces.boxes_to_score(colour, input_shape, options["detect_faces"], options["detector"])
     with ThreadPoolExecutor(1) as reader:
         decoded = {}
 
         def read_ahead(k):
             if k < len(sources) and is_photo(sources[k][0]) and k not in decoded:
-                decoded[k] = reader.submit(cnn_faces.read_picture, sources[k][0])
+                decoded[k] = reader.submit(read_and_search, sources[k][0])
         for k, (path, true) in enumerate(sources):
             read_ahead(k)
             read_ahead(k + 1)
@@ -348,7 +353,7 @@ def score_each(sources, kept, options, scorer, out, annotate, log, names):
                 elif options["camera"] or cnn_photos.is_video(path):
                     entry = score_video(path, options, scorer, out, annotate, names[path], several=n_videos > 1)
                 else:
-                    entry, face_pixels = score_photo(path, true, options, scorer, annotate, decoded.pop(k).result(),
+                    entry, face_pixels = score_photo(path, true, options, scorer, annotate, *decoded.pop(k).result(),
                                                      names[path])
             except cnn_faces.DetectorError as error:     # no file can be scored: said once
                 sys.exit(f"error: {error}")
@@ -396,17 +401,18 @@ def with_frames(entry):
         return dict(entry, frames=[json.loads(line) for line in f])
 
 
-def score_photo(path, true, options, scorer, annotate, colour, name):
+def score_photo(path, true, options, scorer, annotate, colour, boxes, name):
     """One photo's entry in eval.json (every face, its own answer its largest face's), its rows
     printed, its annotated copy written (as `name`, own_names' for it); and the largest face's
-    pixels, for the contact sheet. colour: the photo, read by cnn_faces.read_picture."""
+    pixels, for the contact sheet. colour: the photo, read by cnn_faces.read_picture; boxes: its
+    faces, as cnn_faces.boxes_to_score gives them."""
     input_shape = scorer[0][0].input_shape[1:3]
     frames = cnn_data.frame_count(path)
     if frames > 1:
         print(f"note: {path}: an animation of {frames} frames; only its first is scored")
     if min(colour.size) < 16:
         print(f"note: {path}: {colour.width}x{colour.height} pixels, too small to show a face; scored whole anyway")
-    faces = cnn_faces.score_picture(colour, scorer, options["detector"], options["detect_faces"], options["tta"])
+    faces = cnn_faces.score_picture(colour, scorer, options["detector"], options["detect_faces"], options["tta"], boxes)
     found = bool(faces)
     if not faces:               # the command line falls back to the whole picture (the API returns [])
         print(f"note: {path}: no face found; using the whole image")
@@ -478,7 +484,8 @@ def score_video(path, options, scorer, out, annotate, name, several):
         rows = csv.writer(table)
         rows.writerow(["time_s", "person", "x", "y", "w", "h", "predicted", *classes])
         try:
-            for time_s, rgb, boxes in cnn_faces.followed_faces(frames, options["detector"], options["search_every"]):
+            for time_s, rgb, boxes in cnn_photos.ahead(cnn_faces.followed_faces(frames, options["detector"],
+                                                                                options["search_every"])):
                 colour = Image.fromarray(rgb)
                 faces = people.follow(time_s, cnn_faces.score_picture(colour, scorer, options["detector"], True,
                                                                       options["tta"], boxes), rgb)

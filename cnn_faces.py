@@ -316,15 +316,21 @@ def faces_in(colour, input_shape, detect=True, detector=None, boxes=None):
     picture's pixels, pixels = the grey crop at input_shape (height, width), as the network takes it.
 
     detect: True (find faces), False (the whole picture is the face) or "auto" (find them
-    unless the picture is itself a face crop). boxes: the faces, found already (followed_faces).
-    None found: []."""
+    unless the picture is itself a face crop). boxes: the boxes to score, found already
+    (followed_faces, or boxes_to_score in another thread). None found: []."""
     height, width = input_shape
-    grey = colour.convert("L")
-    if detect is False or (detect == "auto" and is_face_crop(colour.size, input_shape)):
-        return [([0, 0, colour.width, colour.height], _resized(grey, width, height))]
     if boxes is None:
-        boxes = find_faces(np.asarray(colour), detector)
+        boxes = boxes_to_score(colour, input_shape, detect, detector)
+    grey = colour.convert("L")
     return [(list(box), _resized(crop_face(grey, box), width, height)) for box in boxes]
+
+
+def boxes_to_score(colour, input_shape, detect=True, detector=None):
+    """The boxes faces_in scores in a picture: the faces found, or the whole picture when detect is
+    False, or "auto" and the picture is a face crop already (crop_face then cuts the whole of it)."""
+    if detect is False or (detect == "auto" and is_face_crop(colour.size, input_shape)):
+        return [(0, 0, colour.width, colour.height)]
+    return find_faces(np.asarray(colour), detector)
 
 
 def _resized(img, width, height):
@@ -434,7 +440,7 @@ def video_emotions(source, fps=None, model=None, detector=None, tta="none", sear
     except ValueError as error:
         raise FaceError(f"{source}: {error}") from None
     people = cnn_people.People(smooth_seconds=smooth)
-    for time_s, rgb, boxes in followed_faces(frames, detector, search_every):
+    for time_s, rgb, boxes in cnn_photos.ahead(followed_faces(frames, detector, search_every)):
         faces = people.follow(time_s, _answers(score_picture(Image.fromarray(rgb), scorer, detector, True, tta, boxes)), rgb)
         yield time_s, faces
 

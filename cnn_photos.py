@@ -9,6 +9,7 @@ cnn_faces.py finds and scores the faces; cnn_eval.py puts the two together. Noth
 more than a frame or two: a two-hour film costs the memory of a few frames.
 """
 import os
+import queue
 import threading
 import time
 
@@ -113,6 +114,49 @@ def live_frames(source):
         finally:
             newest["done"] = True
     return rate, frames()
+
+
+def ahead(items, depth=1):
+    """The items of an iterator, in order, each made in a second thread up to `depth` items ahead
+    of its use: a video's next frame is read and searched for faces while this one's are scored,
+    drawn and written (OpenCV and LiteRT let go of Python's lock while they work). What the
+    iterator raises is raised here, in its place; leaving a loop over this (or closing it) stops
+    the thread and closes the iterator."""
+    made, stop, end = queue.Queue(maxsize=depth), threading.Event(), object()
+
+    def give(item):                     # False once the caller has stopped
+        while not stop.is_set():
+            try:
+                made.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                pass
+        return False
+
+    def make():
+        try:
+            for item in items:
+                if not give((item, None)):
+                    return
+            give((end, None))
+        except BaseException as error:  # raised where the caller reads it (a thread of its own would hang it)
+            give((end, error))
+        finally:
+            getattr(items, "close", lambda: None)()
+
+    worker = threading.Thread(target=make, daemon=True)
+    worker.start()
+    try:
+        while True:
+            item, error = made.get()
+            if item is end:
+                if error is not None:
+                    raise error
+                return
+            yield item
+    finally:
+        stop.set()
+        worker.join(timeout=10)
 
 
 class VideoOut:

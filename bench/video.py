@@ -103,7 +103,7 @@ def frames_a_second(path, detector, scorer, out, search_every):
     drawn = cnn_photos.VideoOut(out, rate)
     boxes = []
     start = time.perf_counter()
-    for time_s, rgb, found in cnn_faces.followed_faces(frames, detector, search_every):
+    for time_s, rgb, found in cnn_photos.ahead(cnn_faces.followed_faces(frames, detector, search_every)):
         colour = Image.fromarray(rgb)
         faces = cnn_faces.score_picture(colour, scorer, detector, True, boxes=found)
         entries = [cnn_eval.face_entry(f["box"], f["emotions"]) for f in faces]

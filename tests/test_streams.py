@@ -133,3 +133,39 @@ def test_the_api_gives_a_video_frame_by_frame(external_faces, tmp_path):
                                                 for c in at_2["emotions"]})
     with pytest.raises(cnn_faces.FaceError, match="gone.mp4: no such file"):
         next(cnn_faces.video_emotions(tmp_path / "gone.mp4"))
+
+
+def test_ahead_gives_every_item_in_order_raises_in_place_and_stops_when_left():
+    """cnn_photos.ahead, which searches a video's next frame while this one is scored: the items
+    in order, an error raised after the items made before it, and a loop left early stops the
+    second thread and closes the frames' generator (a video file is released)."""
+    import threading
+    import cnn_photos
+    assert list(cnn_photos.ahead(iter(range(50)))) == list(range(50))
+
+    def failing():
+        yield from range(3)
+        raise ValueError("frame 3 cannot be read")
+    seen = []
+    try:
+        for item in cnn_photos.ahead(failing()):
+            seen.append(item)
+    except ValueError as error:
+        assert str(error) == "frame 3 cannot be read"
+    assert seen == [0, 1, 2]
+
+    closed = threading.Event()
+
+    def endless():
+        try:
+            k = 0
+            while True:
+                yield k
+                k += 1
+        finally:
+            closed.set()
+    threads = threading.active_count()
+    frames = cnn_photos.ahead(endless())
+    assert [next(frames) for _ in range(5)] == [0, 1, 2, 3, 4]
+    frames.close()
+    assert closed.wait(5) and threading.active_count() == threads
