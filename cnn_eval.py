@@ -338,14 +338,14 @@ def score_each(sources, kept, options, scorer, out, annotate, log, names):
         colour = cnn_faces.read_picture(path)
         return colour, cnn_faces.boxes_to_score(colour, input_shape, options["detect_faces"], options["detector"])
     with ThreadPoolExecutor(1) as reader:
-        decoded = {}
+        prepared = {}           # k: the future (picture, boxes) of the k-th source, a photo
 
-        def read_ahead(k):
-            if k < len(sources) and is_photo(sources[k][0]) and k not in decoded:
-                decoded[k] = reader.submit(read_and_search, sources[k][0])
+        def prepare(k):
+            if k < len(sources) and is_photo(sources[k][0]) and k not in prepared:
+                prepared[k] = reader.submit(read_and_search, sources[k][0])
         for k, (path, true) in enumerate(sources):
-            read_ahead(k)
-            read_ahead(k + 1)
+            prepare(k)
+            prepare(k + 1)
             face_pixels = None
             try:
                 if path in kept:
@@ -353,7 +353,7 @@ def score_each(sources, kept, options, scorer, out, annotate, log, names):
                 elif options["camera"] or cnn_photos.is_video(path):
                     entry = score_video(path, options, scorer, out, annotate, names[path], several=n_videos > 1)
                 else:
-                    entry, face_pixels = score_photo(path, true, options, scorer, annotate, *decoded.pop(k).result(),
+                    entry, face_pixels = score_photo(path, true, options, scorer, annotate, *prepared.pop(k).result(),
                                                      names[path])
             except cnn_faces.DetectorError as error:     # no file can be scored: said once
                 sys.exit(f"error: {error}")
@@ -484,8 +484,8 @@ def score_video(path, options, scorer, out, annotate, name, several):
         rows = csv.writer(table)
         rows.writerow(["time_s", "person", "x", "y", "w", "h", "predicted", *classes])
         try:
-            for time_s, rgb, boxes in cnn_photos.ahead(cnn_faces.followed_faces(frames, options["detector"],
-                                                                                options["search_every"])):
+            found = cnn_faces.followed_faces(frames, options["detector"], options["search_every"])
+            for time_s, rgb, boxes in (found if live else cnn_photos.ahead(found)):
                 colour = Image.fromarray(rgb)
                 faces = people.follow(time_s, cnn_faces.score_picture(colour, scorer, options["detector"], True,
                                                                       options["tta"], boxes), rgb)

@@ -96,6 +96,7 @@ def read_picture(image):
 DETECTORS = ("yunet", "mtcnn", "haar")
 _LOADED_DETECTORS = {}
 _LOCKS = {}                     # one per loaded detector or model: none of them may run in two threads at once
+_DETECTOR_LOADING = threading.Lock()    # two threads finding faces for the first time load the detector once
 
 
 def check_detector(name):
@@ -167,15 +168,16 @@ def _yunet(size):
 
 def _mtcnn():
     """MTCNN (P-, R- and O-Net), its weights inside the mtcnn wheel, loaded on first use."""
-    if "mtcnn" not in _LOADED_DETECTORS:
-        try:                            # imported on first use: yunet and haar work without it and TensorFlow
-            from mtcnn import MTCNN
-        except ImportError:
-            raise ImportError('the mtcnn detector needs TensorFlow and the mtcnn package, which the scorer alone '
-                              'does not install: pip install ".[train]" in the toolkit\'s folder (or pip install '
-                              '-r requirements.txt), or use --detector=yunet') from None
-        _LOCKS["mtcnn"] = threading.Lock()
-        _LOADED_DETECTORS["mtcnn"] = MTCNN()
+    with _DETECTOR_LOADING:
+        if "mtcnn" not in _LOADED_DETECTORS:
+            try:                        # imported on first use: yunet and haar work without it and TensorFlow
+                from mtcnn import MTCNN
+            except ImportError:
+                raise ImportError('the mtcnn detector needs TensorFlow and the mtcnn package, which the scorer alone '
+                                  'does not install: pip install ".[train]" in the toolkit\'s folder (or pip install '
+                                  '-r requirements.txt), or use --detector=yunet') from None
+            _LOCKS["mtcnn"] = threading.Lock()
+            _LOADED_DETECTORS["mtcnn"] = MTCNN()
     return _LOADED_DETECTORS["mtcnn"]
 
 
@@ -268,10 +270,11 @@ def _haar_faces(rgb):
     """OpenCV's Haar cascade. The picture is padded with its own border first: a photo that is
     already a tight face crop leaves the cascade no margin, and it then latches onto the nose."""
     cv2 = cnn_data.opencv()
-    if "haar" not in _LOADED_DETECTORS:
-        _LOADED_DETECTORS["haar"] = cv2.CascadeClassifier(
-            os.path.join(cv2.data.haarcascades, "haarcascade_frontalface_alt2.xml"))
-        _LOCKS["haar"] = threading.Lock()
+    with _DETECTOR_LOADING:
+        if "haar" not in _LOADED_DETECTORS:
+            _LOCKS["haar"] = threading.Lock()
+            _LOADED_DETECTORS["haar"] = cv2.CascadeClassifier(
+                os.path.join(cv2.data.haarcascades, "haarcascade_frontalface_alt2.xml"))
     grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
     height, width = grey.shape
     pad = max(height, width) // 4
@@ -440,7 +443,8 @@ def video_emotions(source, fps=None, model=None, detector=None, tta="none", sear
     except ValueError as error:
         raise FaceError(f"{source}: {error}") from None
     people = cnn_people.People(smooth_seconds=smooth)
-    for time_s, rgb, boxes in cnn_photos.ahead(followed_faces(frames, detector, search_every)):
+    found = followed_faces(frames, detector, search_every)
+    for time_s, rgb, boxes in (found if isinstance(source, int) else cnn_photos.ahead(found)):
         faces = people.follow(time_s, _answers(score_picture(Image.fromarray(rgb), scorer, detector, True, tta, boxes)), rgb)
         yield time_s, faces
 

@@ -3,7 +3,7 @@ frame drawn with its faces' answers, the annotated video written frame by frame,
 the contact sheet of the faces scored (eval.png) and a video's timeline.
 
 Everything here is drawn with Pillow, not Matplotlib: scoring then installs without Matplotlib
-and the fonts it brings, a fifth of the light install (docs/install.md).
+and the fonts it brings (docs/install.md, the light install).
 
 cnn_faces.py finds and scores the faces; cnn_eval.py puts the two together. Nothing here holds
 more than a frame or two: a two-hour film costs the memory of a few frames.
@@ -117,45 +117,47 @@ def live_frames(source):
 
 
 def ahead(items, depth=1):
-    """The items of an iterator, in order, each made in a second thread up to `depth` items ahead
-    of its use: a video's next frame is read and searched for faces while this one's are scored,
-    drawn and written (OpenCV and LiteRT let go of Python's lock while they work). What the
-    iterator raises is raised here, in its place; leaving a loop over this (or closing it) stops
-    the thread and closes the iterator."""
-    made, stop, end = queue.Queue(maxsize=depth), threading.Event(), object()
-
-    def give(item):                     # False once the caller has stopped
-        while not stop.is_set():
-            try:
-                made.put(item, timeout=0.1)
-                return True
-            except queue.Full:
-                pass
-        return False
+    """The items of an iterator, in order, each made in a second thread while the caller works on
+    the one before: a video's next frame is read and searched for faces while this one's are
+    scored, drawn and written (OpenCV and LiteRT let go of Python's lock while they work). At most
+    `depth` items are made before the caller asks for them. What the iterator raises is raised
+    here, in its place; leaving a loop over this (or closing it) stops the thread and closes the
+    iterator. Not for a live camera, whose frame must be the newest when the caller asks."""
+    if depth < 1:
+        raise ValueError(f"depth {depth}: expected 1 or more items made ahead")
+    ready, room, stop, done = queue.Queue(), threading.Semaphore(depth), threading.Event(), object()
 
     def make():
         try:
             for item in items:
-                if not give((item, None)):
-                    return
-            give((end, None))
-        except BaseException as error:  # raised where the caller reads it (a thread of its own would hang it)
-            give((end, error))
+                ready.put((item, None))
+                while not room.acquire(timeout=0.1):       # wait until the caller takes one
+                    if stop.is_set():
+                        return
+            ready.put((done, None))
+        except BaseException as error:
+            # Any error, not only Exception: the caller waits for an item or for `done`, and an
+            # error left to end this thread would leave it waiting for ever.
+            ready.put((done, error))
         finally:
             getattr(items, "close", lambda: None)()
 
-    worker = threading.Thread(target=make, daemon=True)
+    room.acquire()                  # the first item is made at once; each after it when one is taken
+    worker = threading.Thread(target=make, daemon=True, name="cnn_photos.ahead")
     worker.start()
     try:
         while True:
-            item, error = made.get()
-            if item is end:
+            item, error = ready.get()
+            if item is done:
                 if error is not None:
                     raise error
                 return
+            room.release()
             yield item
     finally:
         stop.set()
+        # The item being made finishes first (a frame read and searched); a source that blocks
+        # (a camera that stopped sending) is left to the daemon thread rather than hang the caller.
         worker.join(timeout=10)
 
 
@@ -280,16 +282,28 @@ def draw_timeline(panels, classes, path, title):
     """timeline.png: the probability of each class over a video's time, one panel per person.
     panels holds (label, times, rows), rows[i] the person's class probabilities at times[i]; a
     line is broken where the person is out of sight (a gap of over 3 of their usual steps)."""
-    width, panel_height, left, right, top, bottom = 800, 300 if len(panels) == 1 else 180, 50, 20, 60, 40
+    width = 800
+    panel_height = 300 if len(panels) == 1 else 180
+    left, right, bottom = 50, 20, 40                # margins: the probabilities, the edge, the seconds
+    font = ImageFont.load_default(size=12)
+    measure = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    while len(title) > 4 and measure.textlength(title, font=font) > width - 20:
+        title = "..." + title[4:]                   # a long path loses its start, not "(N of M people)"
+    legend, x, row = [], left, 0                    # (x, row) of each class's colour and name
+    for name in classes:
+        size = 30 + int(measure.textlength(name, font=font))
+        if x + size > width - right and x > left:   # no room left on this row: the next
+            x, row = left, row + 1
+        legend.append((x, row))
+        x += size
+    top = 60 + 16 * row
     picture = Image.new("RGB", (width, top + panel_height * len(panels) + bottom), "white")
     pen = ImageDraw.Draw(picture)
-    font = ImageFont.load_default(size=12)
-    pen.text((width // 2, 8), title[:120], fill="black", font=font, anchor="mt")
-    x = left
-    for k, name in enumerate(classes):              # the legend, a colour a class, under the title
-        pen.line((x, 36, x + 18, 36), fill=TAB10[k % len(TAB10)], width=3)
-        pen.text((x + 22, 36), name, fill="black", font=font, anchor="lm")
-        x += 30 + int(pen.textlength(name, font=font))
+    pen.text((width // 2, 8), title, fill="black", font=font, anchor="mt")
+    for k, (name, (x, row)) in enumerate(zip(classes, legend)):     # the legend, under the title
+        y = 36 + 16 * row
+        pen.line((x, y, x + 18, y), fill=TAB10[k % len(TAB10)], width=3)
+        pen.text((x + 22, y), name, fill="black", font=font, anchor="lm")
     times_seen = [t for _, times, _ in panels for t in times]
     end = max(times_seen, default=0.0) or 1.0
     place = lambda t: left + (width - left - right) * t / end

@@ -131,7 +131,7 @@ def test_pip_install_gives_the_scorer_alone_that_works_from_any_folder(external_
     count, module, model, tensorflow = api.stdout.split()
     assert api.returncode == 0 and count == "3" and tensorflow == "False", api.stderr[-2000:]
     assert str(venv) in module and str(venv) in model and not module.startswith(REPO)
-    for args, words in ((["-m", "cnn_run", "--epochs=1"], "error: training needs keras"),
+    for args, words in ((["-m", "cnn_run", "--epochs=1"], "error: training needs keras, tensorflow and matplotlib"),
                         (["-m", "cnn_eval", "--model=shipped", "group.jpg"], "a .keras model needs TensorFlow")):
         refused = run(*args)
         last = refused.stderr.strip().splitlines()[-1]

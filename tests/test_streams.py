@@ -9,6 +9,7 @@ import sys
 import time
 
 import cv2
+import pytest
 
 from conftest import REPO, run_script, write_video
 
@@ -138,7 +139,7 @@ def test_the_api_gives_a_video_frame_by_frame(external_faces, tmp_path):
 def test_ahead_gives_every_item_in_order_raises_in_place_and_stops_when_left():
     """cnn_photos.ahead, which searches a video's next frame while this one is scored: the items
     in order, an error raised after the items made before it, and a loop left early stops the
-    second thread and closes the frames' generator (a video file is released)."""
+    second thread and closes the iterator it reads."""
     import threading
     import cnn_photos
     assert list(cnn_photos.ahead(iter(range(50)))) == list(range(50))
@@ -147,11 +148,9 @@ def test_ahead_gives_every_item_in_order_raises_in_place_and_stops_when_left():
         yield from range(3)
         raise ValueError("frame 3 cannot be read")
     seen = []
-    try:
+    with pytest.raises(ValueError, match="frame 3 cannot be read"):
         for item in cnn_photos.ahead(failing()):
             seen.append(item)
-    except ValueError as error:
-        assert str(error) == "frame 3 cannot be read"
     assert seen == [0, 1, 2]
 
     closed = threading.Event()
@@ -164,8 +163,16 @@ def test_ahead_gives_every_item_in_order_raises_in_place_and_stops_when_left():
                 k += 1
         finally:
             closed.set()
-    threads = threading.active_count()
-    frames = cnn_photos.ahead(endless())
+    made = []
+
+    def counted():
+        for k in endless():
+            made.append(k)
+            yield k
+    frames = cnn_photos.ahead(counted())
     assert [next(frames) for _ in range(5)] == [0, 1, 2, 3, 4]
+    time.sleep(0.3)
+    assert made == [0, 1, 2, 3, 4, 5]          # one made ahead of the caller, no more
     frames.close()
-    assert closed.wait(5) and threading.active_count() == threads
+    assert closed.wait(5)
+    assert not any(t.name == "cnn_photos.ahead" and t.is_alive() for t in threading.enumerate())
