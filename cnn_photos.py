@@ -116,7 +116,7 @@ def live_frames(source):
     return rate, frames()
 
 
-def ahead(items, depth=1):
+def ahead(items, depth=2):
     """The items of an iterator, in order, each made in a second thread while the caller works on
     the one before: a video's next frame is read and searched for faces while this one's are
     scored, drawn and written (OpenCV and LiteRT let go of Python's lock while they work). At most

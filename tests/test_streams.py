@@ -172,7 +172,7 @@ def test_ahead_gives_every_item_in_order_raises_in_place_and_stops_when_left():
     frames = cnn_photos.ahead(counted())
     assert [next(frames) for _ in range(5)] == [0, 1, 2, 3, 4]
     time.sleep(0.3)
-    assert made == [0, 1, 2, 3, 4, 5]          # one made ahead of the caller, no more
+    assert made == [0, 1, 2, 3, 4, 5, 6]       # two made ahead of the caller, no more
     frames.close()
     assert closed.wait(5)
     assert not any(t.name == "cnn_photos.ahead" and t.is_alive() for t in threading.enumerate())
