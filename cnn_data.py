@@ -368,8 +368,9 @@ def _load_train_folder(data_dir, size, drop_blank):
     if os.path.isfile(data_dir):
         raise DataError(f"{data_dir}: a file where a folder is expected; give --data_dir=FOLDER with train/<class>/ "
                         "inside, or Kaggle's fer2013.csv")
-    if missing_data(data_dir):
-        raise DataError(missing_data(data_dir))
+    missing = missing_data(data_dir)
+    if missing:
+        raise DataError(missing)
     if not os.path.isdir(os.path.join(data_dir, "train")):
         parent = os.path.dirname(os.path.abspath(data_dir))
         if os.path.basename(os.path.normpath(data_dir)) in ("train", "test", "val"):     # the split named, not its parent
@@ -419,8 +420,9 @@ def read_fer2013_csv(path, height, width, drop_blank=False):
     if os.path.isdir(path):
         raise DataError(f"{path}: a folder where a file is expected (the Kaggle fer2013.csv); a folder of "
                         "images needs a name that does not end in .csv")
-    if missing_data(path):
-        raise DataError(missing_data(path))
+    missing = missing_data(path)
+    if missing:
+        raise DataError(missing)
     classes = sorted(FER2013_CSV_CODES)
     rows = {split: ([], [], []) for split in CSV_SPLITS.values()}
     with open(path, newline="") as f:

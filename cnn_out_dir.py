@@ -42,9 +42,11 @@ def check_resume(p):
     training finished and whose evaluation did not (killed while it scored its model): its own
     command scores the model it trained; another would score that model as its own. --fresh=True
     moves either aside instead (check_before_decoding in cnn_run.py)."""
+    if p["fresh"]:
+        return                  # resumed when resumable(p), else moved aside: cnn_run reads the backup then
     run = backed_up_run(p)
-    if p["fresh"] or run is None:
-        return                  # --fresh=True: resumed when resumable(p), else moved aside
+    if run is None:
+        return
     done, trained, _, differ = run
     afresh = (f"or --fresh=True to train afresh there (its files are first moved into {p['out_dir']}/earlier_<date-time>/), "
               f"or give another --out_dir")

@@ -203,8 +203,9 @@ def check_before_decoding(p, argv):
         cnn_demo.make_demo_set(p["demo_dir"])            # drawn once, on first use
     if os.path.abspath(p["data_dir"]) == os.path.abspath(p["qider_dir"]):
         cnn_demo.make_qider_set(p["qider_dir"])          # likewise: --experiment=qider
-    if cnn_data.missing_data(p["data_dir"]):            # before what out_dir holds: a typo is the likelier mistake
-        sys.exit(f"error: {cnn_data.missing_data(p['data_dir'])}")
+    missing = cnn_data.missing_data(p["data_dir"])     # before what out_dir holds: a typo is the likelier mistake
+    if missing:
+        sys.exit(f"error: {missing}")
     # A model to fine-tune must exist, and must have held out this run's validation faces (its stored
     # parameters say). "shipped" names the shipped model, wherever the toolkit is installed.
     if p["init_model"] == "shipped":
@@ -235,10 +236,11 @@ def check_before_decoding(p, argv):
         return cnn_out_dir.same_finished_run(p, finished)
     moving = p["fresh"] and not cnn_out_dir.resumable(p)    # another run's files (finished or not), a scoring's
     if moving:
+        present = cnn_out_dir.run_files(p["out_dir"]) if os.path.isdir(p["out_dir"]) else []   # what would move
         for option in ("init_model", "teacher"):                # this run's own inputs are not to be moved away
             for path in filter(None, p[option].split(",")):
                 if (os.path.dirname(os.path.abspath(path)) == os.path.abspath(p["out_dir"])
-                        and os.path.basename(path) in cnn_out_dir.run_files(p["out_dir"])):
+                        and os.path.basename(path) in present):
                     sys.exit(f"error: --{option}={path}: --fresh=True would move it into {p['out_dir']}/earlier_"
                              f"<date-time>/ with the earlier run's files; copy it out of {p['out_dir']} first")
     cnn_out_dir.claim_out_dir(p["out_dir"])         # last: a run refused above leaves no out_dir behind
